@@ -1,0 +1,164 @@
+"""``wacse eval``: retrieval accuracy, mining F1 and STS correlation (and alignment error rate)."""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from . import options as opt
+from .common import echo_json, load_model, report_errors
+
+eval_app = typer.Typer(
+    help="Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@eval_app.command("retrieval")
+@report_errors
+def retrieval(
+    files: Annotated[list[str], typer.Argument(help="Parallel text files (en-jv.tsv ...), one language pair each.")],
+    model: opt.Model = None,
+    pooling: opt.Pooling = None,
+    prefix: opt.Prefix = None,
+    max_length: opt.MaxLength = None,
+    batch_size: opt.BatchSize = 64,
+    device: opt.Device = "auto",
+    langs: opt.Langs = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write MTEB-shaped results JSON here.")] = None,
+    on_bad_line: opt.OnBadLine = "error",
+    json_out: opt.Json = False,
+) -> None:
+    """Tatoeba-style P@1: each sentence retrieves the most cosine-similar one of the other side."""
+    from ..evaluate import dominant_script, mteb_subset, retrieval_accuracy
+    from ..embed import encode
+    from ..io import iso639_3, read_parallel
+
+    texts = [read_parallel(f, langs=langs, on_bad_line=on_bad_line) for f in files]
+    encoder = load_model(model, pooling, prefix, max_length, device)
+    started = time.time()
+    subsets = []
+    for text in texts:
+        pairs = [text.pairs[i] for i in text.kept()]
+        kw = {"batch_size": batch_size, "max_length": max_length}
+        src = encode(encoder, [p[0] for p in pairs], lang=_lang(encoder, text.src_lang), desc=f"{text.pair_name} src", **kw)
+        tgt = encode(encoder, [p[1] for p in pairs], lang=_lang(encoder, text.tgt_lang), desc=f"{text.pair_name} tgt", **kw)
+        scores = retrieval_accuracy(src, tgt, device=encoder.device)
+        languages = [f"{iso639_3(text.src_lang)}-{dominant_script([p[0] for p in pairs])}",
+                     f"{iso639_3(text.tgt_lang)}-{dominant_script([p[1] for p in pairs])}"]
+        subsets.append({**mteb_subset(text.pair_name, languages, scores, len(pairs)), "file": text.name,
+                        "skipped": len(text.skipped)})
+    average = sum(s["main_score"] for s in subsets) / len(subsets)
+    result = {
+        "task_name": "WacseBitextRetrieval",
+        "dataset_revision": None,
+        "mteb_version": None,
+        "evaluation_time": round(time.time() - started, 3),
+        "scores": {"test": subsets},
+        "average_main_score": average,
+        "model": {"name": model, "pooling": encoder.settings.pooling, "prefix": encoder.settings.prefix,
+                  "max_length": min(max_length or encoder.settings.max_length, encoder.model_max_length)},
+        "scoring": "P@1 (Tatoeba protocol): argmax cosine over the whole other side, both directions, mean of the two",
+    }
+    if output:
+        _write_json(output, result)
+    if json_out:
+        echo_json(result)
+        return
+    typer.echo("file\tpair\tpairs\tsrc2tgt\ttgt2src\tmean")
+    for s in subsets:
+        typer.echo(f"{s['file']}\t{s['hf_subset']}\t{s['n_pairs']}\t{s['accuracy_src2tgt']:.4f}\t"
+                   f"{s['accuracy_tgt2src']:.4f}\t{s['main_score']:.4f}")
+    if len(subsets) > 1:
+        typer.echo(f"average\t\t\t\t\t{average:.4f}")
+
+
+def _lang(encoder, code: str) -> Optional[str]:
+    """The language to embed with: only when the model has an embedding for it."""
+    return code if encoder.lang_embedding is not None and code in encoder.settings.languages else None
+
+
+def _write_json(path: str, data) -> None:
+    import json
+
+    from ..io import atomic_output
+
+    with atomic_output(path) as handle:
+        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@eval_app.command("mining")
+@report_errors
+def mining(
+    source: Annotated[str, typer.Argument(help="BUCC source file: id<TAB>sentence.")],
+    target: Annotated[str, typer.Argument(help="BUCC target file: id<TAB>sentence.")],
+    gold: Annotated[str, typer.Argument(help="Gold pairs: source_id<TAB>target_id.")],
+    threshold: Annotated[Optional[float], typer.Option(help="Use this margin threshold instead of choosing one on a dev part.")] = None,
+    dev_fraction: Annotated[float, typer.Option(help="Share of source ids used to choose the threshold.")] = 0.5,
+    neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin.")] = 4,
+    model: opt.Model = None,
+    pooling: opt.Pooling = None,
+    prefix: opt.Prefix = None,
+    max_length: opt.MaxLength = None,
+    batch_size: opt.BatchSize = 64,
+    device: opt.Device = "auto",
+    on_bad_line: opt.OnBadLine = "error",
+    json_out: opt.Json = False,
+) -> None:
+    """BUCC-style mining: precision, recall and F1 of margin-mined pairs."""
+    from ..embed import encode
+    from ..errors import UsageError
+    from ..evaluate import mining_scores
+    from ..io import read_gold_pairs, read_id_sentences
+    from ..search import mine as run_mine
+
+    if not 0 < dev_fraction < 1:
+        raise UsageError(f"--dev-fraction must be between 0 and 1, not {dev_fraction}")
+    src_ids, src_sents = read_id_sentences(source, on_bad_line)
+    tgt_ids, tgt_sents = read_id_sentences(target, on_bad_line)
+    gold_pairs = read_gold_pairs(gold)
+    encoder = load_model(model, pooling, prefix, max_length, device)
+    kw = {"batch_size": batch_size, "max_length": max_length}
+    src_vecs = encode(encoder, src_sents, desc="source", **kw)
+    tgt_vecs = encode(encoder, tgt_sents, desc="target", **kw)
+    mined = run_mine(src_vecs, tgt_vecs, k=neighbours, device=encoder.device)
+    scored = [(p.score, (src_ids[p.src], tgt_ids[p.tgt])) for p in mined]
+    result = mining_scores(scored, gold_pairs, threshold=threshold, dev_fraction=dev_fraction)
+    if json_out:
+        echo_json(result)
+        return
+    typer.echo(f"precision\t{result['precision']:.4f}\nrecall\t{result['recall']:.4f}\n"
+               f"f1\t{result['f1']:.4f}\nthreshold\t{result['threshold']:.4f}")
+
+
+@eval_app.command("sts")
+@report_errors
+def sts(
+    pairs: Annotated[str, typer.Argument(help="sentence1<TAB>sentence2<TAB>score lines.")],
+    model: opt.Model = None,
+    pooling: opt.Pooling = None,
+    prefix: opt.Prefix = None,
+    max_length: opt.MaxLength = None,
+    batch_size: opt.BatchSize = 64,
+    device: opt.Device = "auto",
+    on_bad_line: opt.OnBadLine = "error",
+    json_out: opt.Json = False,
+) -> None:
+    """Spearman correlation x 100 between cosine similarity and gold scores."""
+    from ..embed import encode
+    from ..evaluate import sts_spearman
+    from ..io import read_scored_pairs
+
+    sentence_pairs, gold = read_scored_pairs(pairs, on_bad_line)
+    encoder = load_model(model, pooling, prefix, max_length, device)
+    kw = {"batch_size": batch_size, "max_length": max_length}
+    first = encode(encoder, [p[0] for p in sentence_pairs], desc="sentence1", **kw)
+    second = encode(encoder, [p[1] for p in sentence_pairs], desc="sentence2", **kw)
+    value = sts_spearman(first, second, gold)
+    if json_out:
+        echo_json({"spearman": value, "pairs": len(gold)})
+        return
+    typer.echo(f"spearman\t{value:.2f}")

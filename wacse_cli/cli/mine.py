@@ -1,0 +1,56 @@
+"""``wacse mine``: parallel sentences from two monolingual files (LASER's margin protocol)."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import options as opt
+from .common import echo_json, load_model, note, report_errors
+
+
+@report_errors
+def mine(
+    source: Annotated[str, typer.Argument(help="Source sentences, one per line.")],
+    target: Annotated[str, typer.Argument(help="Target sentences, one per line.")],
+    threshold: Annotated[Optional[float], typer.Option(help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
+    neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin, in both directions.")] = 4,
+    output: opt.Output = "-",
+    model: opt.Model = None,
+    pooling: opt.Pooling = None,
+    prefix: opt.Prefix = None,
+    max_length: opt.MaxLength = None,
+    batch_size: opt.BatchSize = 64,
+    device: opt.Device = "auto",
+    src_lang: Annotated[Optional[str], typer.Option(help="Source language, for a language embedding.")] = None,
+    tgt_lang: Annotated[Optional[str], typer.Option(help="Target language, for a language embedding.")] = None,
+    cache: Annotated[bool, typer.Option(help="Reuse cached embeddings.")] = True,
+    on_bad_line: opt.OnBadLine = "error",
+    json_out: opt.Json = False,
+) -> None:
+    """Print score, source and target (tab-separated) for mined pairs, best first."""
+    from ..embed import cached_encode
+    from ..errors import UsageError
+    from ..io import atomic_output, read_sentences
+    from ..search import mine as run_mine
+
+    if neighbours < 1:
+        raise UsageError(f"-k must be at least 1, not {neighbours}")
+    src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
+    encoder = load_model(model, pooling, prefix, max_length, device)
+    kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
+    src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
+    tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)
+    s_rows = [i for i, line in enumerate(src_text.lines) if line is not None]
+    t_rows = [i for i, line in enumerate(tgt_text.lines) if line is not None]
+    pairs = run_mine(src_vecs[s_rows], tgt_vecs[t_rows], k=neighbours, threshold=threshold, device=encoder.device)
+    rows = [(p.score, src_text.lines[s_rows[p.src]], tgt_text.lines[t_rows[p.tgt]], s_rows[p.src], t_rows[p.tgt])
+            for p in pairs]
+    if json_out:
+        echo_json([{"score": s, "source": a, "target": b, "source_line": i + 1, "target_line": j + 1}
+                   for s, a, b, i, j in rows])
+        return
+    with atomic_output(output) as handle:
+        for s, a, b, _, _ in rows:
+            handle.write(f"{s:.6f}\t{a}\t{b}\n")
+    note(f"mined {len(rows)} pairs")

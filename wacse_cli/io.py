@@ -1,0 +1,417 @@
+"""Reading and validating parallel text; writing outputs atomically.
+
+Parallel text comes as ``src<TAB>tgt`` lines, as ``src ||| tgt`` lines, or as two line-parallel
+files. Lines are split on ``\\n`` only (a trailing ``\\r`` is dropped), quotes are literal
+characters, and every problem is reported as ``file:line: what; how to fix``. With
+``on_bad_line="skip"`` a bad line becomes ``None`` so that output line i still matches input
+line i.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import InputError, UsageError, where
+
+ON_BAD_LINE = ("error", "skip")
+PIPES = "|||"
+
+
+@dataclass
+class ParallelText:
+    """Sentence pairs in input order; ``pairs[i]`` is None where line i+1 was skipped."""
+
+    name: str
+    src_lang: str
+    tgt_lang: str
+    pairs: list[tuple[str, str] | None]
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    extra: list[str | None] = field(default_factory=list)  # a third column, where allowed
+
+    @property
+    def langs(self) -> tuple[str, str]:
+        return self.src_lang, self.tgt_lang
+
+    @property
+    def pair_name(self) -> str:
+        return f"{self.src_lang}-{self.tgt_lang}"
+
+    def kept(self) -> list[int]:
+        """Indices of the pairs that were not skipped."""
+        return [i for i, p in enumerate(self.pairs) if p is not None]
+
+
+@dataclass
+class Sentences:
+    """One sentence per line; ``lines[i]`` is None where line i+1 was skipped."""
+
+    name: str
+    lines: list[str | None]
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- languages
+
+
+@lru_cache(maxsize=1)
+def _language_table() -> tuple[dict[str, str], dict[str, str]]:
+    names: dict[str, str] = {}
+    three_letter: dict[str, str] = {}
+    table = Path(__file__).with_name("languages.tsv").read_text(encoding="utf-8")
+    for row in table.splitlines():
+        if row.startswith("#"):
+            continue
+        three, two, name = row.split("\t")
+        names[three] = name
+        three_letter[three] = three
+        if two:
+            names[two] = name
+            three_letter[two] = three
+    return names, three_letter
+
+
+def language_names() -> dict[str, str]:
+    """ISO 639-1 and 639-3 codes mapped to English names."""
+    return _language_table()[0]
+
+
+def iso639_3(code: str) -> str:
+    """``kk`` -> ``kaz``; three-letter codes are returned as they are."""
+    return _language_table()[1].get(code, code)
+
+
+def check_lang(code: str, source: str) -> str:
+    code = code.strip()
+    if not code:
+        raise UsageError(f"missing language code in {source}", hint="use ISO 639 codes such as en,jv")
+    if code.lower() not in language_names():
+        raise UsageError(
+            f"unknown language code '{code}' in {source}",
+            hint="use an ISO 639-1 or 639-3 code such as 'jv' or 'kaz'",
+        )
+    return code.lower()
+
+
+def parse_langs(text: str, source: str = "--langs", count: int = 2) -> list[str]:
+    """``"en,jv"`` -> ``["en", "jv"]``, checking each code."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p] if text.strip() else []
+    if len(parts) != count:
+        raise UsageError(f"{source} needs {count} language codes, got '{text}'", hint="write it like en,jv")
+    return [check_lang(p, source) for p in parts]
+
+
+def langs_from_name(path: str) -> tuple[str, str] | None:
+    """The language pair in a file name such as ``en-jv.tsv`` or ``train.eng-jav.tsv``."""
+    found = None
+    for a, b in re.findall(r"(?<![a-z])([a-z]{2,3})[-_]([a-z]{2,3})(?![a-z])", Path(path).name.lower()):
+        if a in language_names() and b in language_names():
+            found = (a, b)
+    return found
+
+
+def lang_from_extension(path: str) -> str | None:
+    """The language of ``corpus.jv`` (a line-parallel file named by its extension)."""
+    suffix = Path(path).suffix.lstrip(".").lower()
+    return suffix if suffix in language_names() else None
+
+
+def resolve_langs(langs: str | None, name_hint: tuple[str, str] | None, what: str) -> tuple[str, str]:
+    if langs:
+        src, tgt = parse_langs(langs)
+        return src, tgt
+    if name_hint is None:
+        raise UsageError(
+            f"missing language codes: cannot tell the languages of {what} from its name",
+            hint="name the file like en-jv.tsv or pass --langs en,jv",
+        )
+    return name_hint
+
+
+# ----------------------------------------------------------------------------- reading lines
+
+
+def _read_bytes(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file", hint="check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a file", hint="pass a text file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied", hint="check the file's permissions") from None
+
+
+def iter_lines(path: str) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield ``(line_number, text, problem)``; text is None when the line is not valid UTF-8."""
+    data = _read_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    chunks = data.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()
+    offset = 0
+    for number, raw in enumerate(chunks, start=1):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        try:
+            yield number, line.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield number, None, (
+                f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
+            )
+        offset += len(raw) + 1
+
+
+def _bad(path: str, line: int, reason: str, hint: str, on_bad_line: str, skipped: list) -> None:
+    if on_bad_line == "skip":
+        skipped.append((line, reason))
+        return
+    raise InputError(reason, where=where(path, line), hint=f"{hint}, or pass --on-bad-line skip")
+
+
+def check_on_bad_line(value: str) -> str:
+    if value not in ON_BAD_LINE:
+        raise UsageError(f"--on-bad-line must be 'error' or 'skip', not '{value}'")
+    return value
+
+
+def read_sentences(path: str, on_bad_line: str = "error") -> Sentences:
+    """One sentence per line, for embed and search; empty lines and bad UTF-8 are bad lines."""
+    check_on_bad_line(on_bad_line)
+    out = Sentences(name=path, lines=[])
+    for number, text, problem in iter_lines(path):
+        if problem is None and not text.strip():
+            problem = "empty line"
+        if problem:
+            _bad(path, number, problem, "remove or fill the line", on_bad_line, out.skipped)
+            out.lines.append(None)
+        else:
+            out.lines.append(text)
+    if not out.lines:
+        raise InputError("the file has no lines", where=path, hint="pass a file with one sentence per line")
+    return out
+
+
+def _split_pair(text: str, sep: str, columns: int) -> tuple[list[str] | None, str | None]:
+    parts = text.split(sep)
+    if sep == PIPES:
+        parts = [p.strip() for p in parts]
+    if len(parts) not in (2, columns):
+        expected = "2" if columns == 2 else f"2 or {columns}"
+        label = "tab-separated" if sep == "\t" else "' ||| '-separated"
+        return None, f"expected {expected} {label} columns, found {len(parts)}"
+    if not parts[0].strip() or not parts[1].strip():
+        side = "source" if not parts[0].strip() else "target"
+        return None, f"empty {side} side"
+    return parts, None
+
+
+def _detect_separator(path: str, first: str | None) -> str:
+    if first is not None and "\t" in first:
+        return "\t"
+    if first is not None and PIPES in first:
+        return PIPES
+    raise InputError(
+        "found neither a tab nor ' ||| ' between the two sentences",
+        where=where(path, 1),
+        hint="write 'source<TAB>target' lines, or pass --src and --tgt for two line-parallel files",
+    )
+
+
+def read_parallel_file(
+    path: str, *, langs: str | None = None, on_bad_line: str = "error", columns: int = 2
+) -> ParallelText:
+    """Read ``src<TAB>tgt`` or ``src ||| tgt`` lines (``columns=3`` also allows a third column)."""
+    check_on_bad_line(on_bad_line)
+    src_lang, tgt_lang = resolve_langs(langs, langs_from_name(path), path)
+    lines = list(iter_lines(path))
+    if not lines:
+        raise InputError("the file has no lines", where=path, hint="pass a file of sentence pairs")
+    first_good = next((t for _, t, p in lines if p is None and t.strip()), None)
+    sep = _detect_separator(path, first_good)
+    out = ParallelText(name=path, src_lang=src_lang, tgt_lang=tgt_lang, pairs=[])
+    for number, text, problem in lines:
+        parts = None
+        if problem is None:
+            parts, problem = _split_pair(text, sep, columns)
+        if problem:
+            _bad(path, number, problem, "fix the line", on_bad_line, out.skipped)
+            out.pairs.append(None)
+            out.extra.append(None)
+            continue
+        out.pairs.append((parts[0], parts[1]))
+        out.extra.append(parts[2] if len(parts) > 2 else None)
+    return out
+
+
+def read_parallel_files(
+    src: str, tgt: str, *, langs: str | None = None, on_bad_line: str = "error"
+) -> ParallelText:
+    """Two line-parallel files; their line counts must match."""
+    check_on_bad_line(on_bad_line)
+    hint = None
+    if lang_from_extension(src) and lang_from_extension(tgt):
+        hint = (lang_from_extension(src), lang_from_extension(tgt))
+    src_lang, tgt_lang = resolve_langs(langs, hint, f"{src} and {tgt}")
+    src_lines, tgt_lines = list(iter_lines(src)), list(iter_lines(tgt))
+    if len(src_lines) != len(tgt_lines):
+        longer, shorter = (src, tgt) if len(src_lines) > len(tgt_lines) else (tgt, src)
+        n_long, n_short = max(len(src_lines), len(tgt_lines)), min(len(src_lines), len(tgt_lines))
+        raise InputError(
+            f"no matching line in {shorter} ({longer} has {n_long} lines, {shorter} has {n_short})",
+            where=where(longer, n_short + 1),
+            hint="the two files must be line-parallel",
+        )
+    out = ParallelText(name=src, src_lang=src_lang, tgt_lang=tgt_lang, pairs=[])
+    for (number, s, s_problem), (_, t, t_problem) in zip(src_lines, tgt_lines):
+        problem, path = (s_problem, src) if s_problem else (t_problem, tgt)
+        if problem is None and not s.strip():
+            problem, path = "empty source side", src
+        if problem is None and not t.strip():
+            problem, path = "empty target side", tgt
+        if problem:
+            if on_bad_line == "error":
+                raise InputError(problem, where=where(path, number), hint="fix the line, or pass --on-bad-line skip")
+            out.skipped.append((number, problem))
+            out.pairs.append(None)
+        else:
+            out.pairs.append((s, t))
+        out.extra.append(None)
+    return out
+
+
+def read_parallel(
+    path: str | None = None,
+    *,
+    src: str | None = None,
+    tgt: str | None = None,
+    langs: str | None = None,
+    on_bad_line: str = "error",
+    columns: int = 2,
+) -> ParallelText:
+    """Parallel text from one file or from ``src`` and ``tgt`` line-parallel files."""
+    if path is not None and (src or tgt):
+        raise UsageError("pass either a file of pairs or --src and --tgt, not both")
+    if path is not None:
+        return read_parallel_file(path, langs=langs, on_bad_line=on_bad_line, columns=columns)
+    if not (src and tgt):
+        raise UsageError("no parallel text given", hint="pass a file like en-jv.tsv, or --src a.en --tgt a.jv")
+    return read_parallel_files(src, tgt, langs=langs, on_bad_line=on_bad_line)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it into place on success.
+
+    ``path == "-"`` writes to standard output. On any exception the temporary file is removed,
+    so an interrupted or failed command leaves nothing half-written behind.
+    """
+    if path == "-":
+        yield sys.stdout.buffer if "b" in mode else sys.stdout
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a folder", hint="pass a file name for the output")
+    if not target.parent.exists():
+        raise UsageError(f"{path}: folder {target.parent} does not exist", hint="create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "\n") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_sha256(lines: list[str | None]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(b"\x00" if line is None else line.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- evaluation inputs
+
+
+def read_id_sentences(path: str, on_bad_line: str = "error") -> tuple[list[str], list[str]]:
+    """BUCC's ``id<TAB>sentence`` files: (ids, sentences); ids must be unique."""
+    check_on_bad_line(on_bad_line)
+    ids, sentences, seen, skipped = [], [], set(), []
+    for number, text, problem in iter_lines(path):
+        parts = text.split("\t") if problem is None else []
+        if problem is None and (len(parts) != 2 or not parts[0].strip() or not parts[1].strip()):
+            problem = f"expected 'id<TAB>sentence', found {len(parts)} column(s)" if len(parts) != 2 else "empty id or sentence"
+        if problem is None and parts[0] in seen:
+            problem = f"id '{parts[0]}' appears twice"
+        if problem:
+            _bad(path, number, problem, "fix the line", on_bad_line, skipped)
+            continue
+        seen.add(parts[0])
+        ids.append(parts[0])
+        sentences.append(parts[1])
+    return ids, sentences
+
+
+def read_gold_pairs(path: str) -> set[tuple[str, str]]:
+    """BUCC gold: ``src_id<TAB>tgt_id`` lines."""
+    gold = set()
+    for number, text, problem in iter_lines(path):
+        parts = text.split("\t") if problem is None else []
+        if problem is None and len(parts) != 2:
+            problem = f"expected 'source_id<TAB>target_id', found {len(parts)} column(s)"
+        if problem:
+            raise InputError(problem, where=where(path, number), hint="fix the line")
+        gold.add((parts[0].strip(), parts[1].strip()))
+    return gold
+
+
+def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple[str, str]], list[float]]:
+    """STS: ``sentence1<TAB>sentence2<TAB>score`` lines."""
+    check_on_bad_line(on_bad_line)
+    pairs, scores, skipped = [], [], []
+    for number, text, problem in iter_lines(path):
+        parts = text.split("\t") if problem is None else []
+        if problem is None and len(parts) != 3:
+            problem = f"expected 3 tab-separated columns (s1, s2, score), found {len(parts)}"
+        if problem is None and (not parts[0].strip() or not parts[1].strip()):
+            problem = "empty sentence"
+        if problem is None:
+            try:
+                score = float(parts[2])
+            except ValueError:
+                problem = f"score '{parts[2]}' is not a number"
+        if problem:
+            _bad(path, number, problem, "fix the line", on_bad_line, skipped)
+            continue
+        pairs.append((parts[0], parts[1]))
+        scores.append(score)
+    if len(pairs) < 2:
+        raise InputError("needs at least 2 scored pairs", where=path, hint="add more lines")
+    return pairs, scores

@@ -1,0 +1,215 @@
+"""Training batches: sentence pairs as token ids, with word-pair supervision.
+
+Each sentence is tokenised once (with the model's prefix, truncated to the recipe's max length);
+each token knows which word it belongs to. At every step each pair draws one of its aligned word
+pairs (x_j, y_k) at random; that pair drives AWP and WTR in both directions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+
+@dataclass
+class Example:
+    src: str
+    tgt: str
+    src_lang: str
+    tgt_lang: str
+    links: list[tuple[int, int]] = field(default_factory=list)  # (source word, target word)
+
+
+@dataclass
+class Encoded:
+    """A tokenised sentence: ids and, per token, its word index (-1: special, prefix, padding)."""
+
+    ids: list[int]
+    words: list[int]
+
+    def word_tokens(self, word: int) -> list[int]:
+        return [t for t, w in enumerate(self.words) if w == word]
+
+
+def encode_sentence(tokenizer, text: str, prefix: str, max_length: int, lang: str, with_words: bool = True) -> Encoded:
+    """Token ids of ``prefix + text``; with ``with_words``, each token's word index in ``text``."""
+    enc = tokenizer(prefix + text, truncation=True, max_length=max_length, return_offsets_mapping=with_words)
+    if not with_words:
+        return Encoded(enc["input_ids"], [-1] * len(enc["input_ids"]))
+    from .align.words import token_word_ids, word_spans, words_mode_for
+
+    spans = word_spans(text, words_mode_for(lang), tokenizer=tokenizer)
+    return Encoded(enc["input_ids"], token_word_ids(enc["offset_mapping"], spans, shift=len(prefix)))
+
+
+@dataclass
+class EncodedPair:
+    src: Encoded
+    tgt: Encoded
+    src_lang: int
+    tgt_lang: int
+    links: list[tuple[int, int]]  # only links whose words both survived truncation
+
+
+def encode_examples(examples: list[Example], tokenizer, prefix: str, max_length: int,
+                    languages: list[str]) -> list[EncodedPair]:
+    out = []
+    for ex in examples:
+        src = encode_sentence(tokenizer, ex.src, prefix, max_length, ex.src_lang, with_words=bool(ex.links))
+        tgt = encode_sentence(tokenizer, ex.tgt, prefix, max_length, ex.tgt_lang, with_words=bool(ex.links))
+        src_words, tgt_words = set(src.words), set(tgt.words)
+        links = [(i, j) for i, j in ex.links if i in src_words and j in tgt_words]
+        out.append(EncodedPair(src, tgt, _lang_index(languages, ex.src_lang), _lang_index(languages, ex.tgt_lang), links))
+    return out
+
+
+def _lang_index(languages: list[str], lang: str) -> int:
+    return languages.index(lang) if lang in languages else 0
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+@dataclass
+class Side:
+    """One side (X or Y) of a batch, padded."""
+
+    ids: torch.Tensor  # (B, L)
+    mask: torch.Tensor  # (B, L)
+    words: torch.Tensor  # (B, L) word index per token, -1 elsewhere
+    lang: torch.Tensor  # (B,)
+
+    def to(self, device) -> "Side":
+        return Side(*(t.to(device) for t in (self.ids, self.mask, self.words, self.lang)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class WordPairs:
+    """The drawn word pair of every example that has one: x_j in X, y_k in Y."""
+
+    rows: torch.Tensor  # (P,) example index in the batch
+    src_word: torch.Tensor  # (P,) j
+    tgt_word: torch.Tensor  # (P,) k
+
+    def to(self, device) -> "WordPairs":
+        return WordPairs(self.rows.to(device), self.src_word.to(device), self.tgt_word.to(device))
+
+    def select(self, rows: slice) -> "WordPairs":
+        """The pairs of examples start..stop-1, re-indexed from 0."""
+        keep = (self.rows >= rows.start) & (self.rows < rows.stop)
+        return WordPairs(self.rows[keep] - rows.start, self.src_word[keep], self.tgt_word[keep])
+
+
+@dataclass
+class Batch:
+    x: Side
+    y: Side
+    pairs: WordPairs
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def chunk(self, start: int, stop: int) -> "Batch":
+        """Examples start..stop-1, trimmed to their own longest sentence."""
+        return Batch(_slice_side(self.x, start, stop), _slice_side(self.y, start, stop), self.pairs.select(slice(start, stop)))
+
+    def to(self, device) -> "Batch":
+        return Batch(self.x.to(device), self.y.to(device), self.pairs.to(device))
+
+
+def _slice_side(side: Side, start: int, stop: int) -> Side:
+    mask = side.mask[start:stop]
+    length = int(mask.sum(1).max()) if len(mask) else 0
+    return Side(side.ids[start:stop, :length], mask[:, :length], side.words[start:stop, :length], side.lang[start:stop])
+
+
+def _pad_side(encoded: list[Encoded], langs: list[int], pad_id: int) -> Side:
+    length = max(len(e.ids) for e in encoded)
+    ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), length), dtype=torch.long)
+    words = torch.full((len(encoded), length), -1, dtype=torch.long)
+    for row, e in enumerate(encoded):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        mask[row, : len(e.ids)] = 1
+        words[row, : len(e.ids)] = torch.tensor(e.words)
+    return Side(ids, mask, words, torch.tensor(langs, dtype=torch.long))
+
+
+def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator) -> Batch:
+    """Pad both sides and draw one aligned word pair per example (where it has any)."""
+    x = _pad_side([p.src for p in pairs], [p.src_lang for p in pairs], pad_id)
+    y = _pad_side([p.tgt for p in pairs], [p.tgt_lang for p in pairs], pad_id)
+    rows, src_words, tgt_words = [], [], []
+    for row, pair in enumerate(pairs):
+        if pair.links:
+            j, k = pair.links[int(rng.integers(len(pair.links)))]
+            rows.append(row)
+            src_words.append(j)
+            tgt_words.append(k)
+    as_tensor = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+    return Batch(x, y, WordPairs(as_tensor(rows), as_tensor(src_words), as_tensor(tgt_words)))
+
+
+class BatchSampler:
+    """Shuffled batches over epochs; its state is (epoch, position) so a run can resume exactly."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        if size < 2:
+            raise ValueError("need at least two training pairs")
+        self.size, self.batch_size, self.seed = size, min(batch_size, size), seed
+        self.epoch, self.position = 0, 0
+
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+
+    def next(self) -> np.ndarray:
+        """Indices of the next batch; an epoch's last partial batch is dropped."""
+        if self.position + self.batch_size > self.size:
+            self.epoch, self.position = self.epoch + 1, 0
+        chosen = self._order()[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return chosen
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+
+
+# ----------------------------------------------------------------------------- word vectors
+
+
+def word_vectors(states: torch.Tensor, words: torch.Tensor, n_words: int | None = None):
+    """(B, W, d) mean of each word's subtoken states and a (B, W) mask of the words that exist."""
+    n_words = n_words if n_words is not None else int(words.max()) + 1 if words.numel() else 0
+    n_words = max(n_words, 1)
+    assign = (words.unsqueeze(-1) == torch.arange(n_words, device=words.device)).to(states.dtype)  # (B, L, W)
+    counts = assign.sum(1)  # (B, W)
+    vectors = assign.transpose(1, 2) @ states / counts.clamp(min=1).unsqueeze(-1)
+    return vectors, counts > 0
+
+
+def masked_word_inputs(side: Side, other: Side, rows: torch.Tensor, word: torch.Tensor, other_word: torch.Tensor,
+                       mask_id: int):
+    """AWP inputs: ``side``'s ids with every subtoken of ``word`` masked in each chosen row, and the
+    (row, position) -> target-id list: the first n masked positions predict the first n subtokens
+    of ``other_word`` in ``other``, n the shorter of the two words' subtoken counts."""
+    ids = side.ids[rows].clone()
+    positions, targets, pair_index = [], [], []
+    for p in range(len(rows)):
+        row = int(rows[p])
+        mine = (side.words[row] == word[p]).nonzero().flatten()
+        theirs = (other.words[row] == other_word[p]).nonzero().flatten()
+        ids[p, mine] = mask_id
+        n = min(len(mine), len(theirs))
+        positions += [(p, int(t)) for t in mine[:n]]
+        targets += other.ids[row, theirs[:n]].tolist()
+        pair_index += [p] * n
+    pos = torch.tensor(positions, dtype=torch.long).reshape(-1, 2)
+    return ids, pos, torch.tensor(targets, dtype=torch.long), torch.tensor(pair_index, dtype=torch.long)

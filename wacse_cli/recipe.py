@@ -1,0 +1,193 @@
+"""Training recipes: TOML files in ``recipes/`` (shipped with the package) with ``--set`` overrides.
+
+A recipe names everything a run needs; the resolved recipe is written next to the outputs, so a
+run can be repeated from its folder alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class Losses:
+    """Loss weights: total = tr*TR + awp*AWP + wtr*WTR + rtl*RTL (+ multiway*MW)."""
+
+    tr: float = 0.8
+    awp: float = 0.1
+    wtr: float = 0.1
+    rtl: float = 0.0
+
+
+@dataclass
+class Align:
+    """Where word pairs come from."""
+
+    aligner: str = "embed"  # embed | wspalign | file
+    model: str = ""  # aligner model; empty: the model being trained (embed) or WSPAlign's checkpoint
+    threshold: float = 0.9
+    layer: int = 8
+    files: str = ""  # with aligner = "file": a pattern like "data/en-{lang}.align"
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    languages: list[str] = field(default_factory=list)
+    data: str = ""  # a path pattern with {lang}, e.g. "data/en-{lang}.tsv"
+    dev_data: str = ""  # optional pattern for dev files; otherwise a dev split of the training data
+    dev_size: int = 200  # dev pairs taken from each training file when no dev_data is given
+    model: str = "xlm-roberta-base"
+    pooling: str = "cls"
+    prefix: str = ""
+    max_length: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # share of the steps spent warming the learning rate up
+    steps: int = 2000
+    batch_size: int = 1024
+    chunk_size: int = 64  # GradCache chunk: memory grows with this, not with batch_size
+    temperature: float = 0.05
+    symmetric: bool = True  # TR in both directions, averaged
+    freeze_embeddings: bool = False
+    grad_clip: float = 1.0
+    losses: Losses = field(default_factory=Losses)
+    align: Align = field(default_factory=Align)
+    lang_embedding: bool = False
+    eval_interval: int = 2000
+    seed: int = 42
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def valid_keys(cls=Recipe, prefix: str = "") -> list[str]:
+    keys = []
+    for name, f in _field_types(cls).items():
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            keys += valid_keys(f.default_factory, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value against the type of the field's default."""
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is list and isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise UsageError(f"recipe field '{key}' must be {expected.__name__}, not {value!r}")
+    return value
+
+
+def _apply(target: Any, values: dict[str, Any], source: str, prefix: str = "") -> None:
+    fields = _field_types(type(target))
+    for key, value in values.items():
+        full = prefix + key
+        if key not in fields:
+            raise UsageError(f"unknown recipe field '{full}' in {source}", hint=f"valid fields: {', '.join(valid_keys())}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UsageError(f"recipe field '{full}' is a table; set its fields like {full}.{next(iter(_field_types(type(current))))}=...")
+            _apply(current, value, source, full + ".")
+        else:
+            setattr(target, key, _coerce(full, value, current))
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe by name (``cpu-small``) or by path (``my.toml``)."""
+    candidate = Path(name).expanduser()
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.exists():
+            raise UsageError(f"{name}: no such recipe file", hint="check the path")
+        return candidate
+    for folder in (Path("recipes"), shipped_recipe_folder()):
+        path = folder / f"{name}.toml"
+        if path.exists():
+            return path
+    raise UsageError(f"unknown recipe '{name}'", hint=f"choose one of {', '.join(shipped_recipes())} or pass a .toml file")
+
+
+def shipped_recipe_folder() -> Path:
+    from . import recipes
+
+    return Path(recipes.__path__[0])
+
+
+def shipped_recipes() -> list[str]:
+    return sorted(p.stem for p in shipped_recipe_folder().glob("*.toml"))
+
+
+def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
+    recipe = Recipe()
+    if name:
+        path = recipe_path(name)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"not valid TOML ({exc})", where=str(path), hint="fix the recipe file") from None
+        values.setdefault("name", path.stem)
+        _apply(recipe, values, str(path))
+    for item in overrides or []:
+        _apply(recipe, parse_override(item), "--set")
+    return recipe
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``losses.awp=0`` -> ``{"losses": {"awp": 0}}``; values are TOML, or plain strings."""
+    if "=" not in item:
+        raise UsageError(f"--set needs key=value, got '{item}'", hint="for example --set losses.awp=0")
+    key, raw = (part.strip() for part in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def to_toml(recipe: Recipe) -> str:
+    """The resolved recipe as TOML (flat fields first, then the tables)."""
+    lines, tables = [], []
+    for key, value in recipe.to_dict().items():
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in value.items()))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}\n")
+    return "".join(lines) + "".join(tables)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,469 @@
+"""The training loop: data and alignments in, a model folder out.
+
+AdamW with linear warm-up and decay, gradient clipping, bf16 autocast on GPU, dev evaluation
+every ``eval_interval`` steps (and before the first), checkpoints that hold everything needed to
+continue exactly (model, optimizer, scheduler, sampler position, random states), and an output
+folder that transformers, sentence-transformers and wacse all load.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .data import BatchSampler, EncodedPair, Example, encode_examples, make_batch
+from .embed import encode
+from .errors import UsageError, WacseError
+from .evaluate import retrieval_accuracy
+from .gradcache import WacseObjective, train_step
+from .io import ParallelText, atomic_output, read_parallel
+from .model import SentenceEncoder, load_encoder
+from .recipe import Recipe, to_toml
+
+CHECKPOINTS = "checkpoints"
+COMPLETE = "COMPLETE"
+LOG_FILE = "train_log.jsonl"
+MAX_NONFINITE_IN_A_ROW = 100
+
+
+class TrainingStopped(WacseError):
+    """Training cannot go on (too many non-finite losses in a row)."""
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class DevSet:
+    name: str
+    src_lang: str
+    tgt_lang: str
+    pairs: list[tuple[str, str]]
+
+
+@dataclass
+class TrainingData:
+    texts: list[ParallelText]
+    train_rows: list[list[int]]  # per text, the line indices used for training
+    dev: list[DevSet]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({lang for t in self.texts for lang in t.langs} | {d.src_lang for d in self.dev}
+                      | {d.tgt_lang for d in self.dev})
+
+
+def data_files(recipe: Recipe, files: list[str] | None) -> list[str]:
+    if files:
+        return files
+    if not recipe.data:
+        raise UsageError("no training data", hint="pass files like en-jv.tsv, or use a recipe with data and languages")
+    if "{lang}" in recipe.data and not recipe.languages:
+        raise UsageError(f"recipe data pattern '{recipe.data}' needs languages", hint="--set languages=jv,kk")
+    return [recipe.data.format(lang=lang) for lang in recipe.languages] if "{lang}" in recipe.data else [recipe.data]
+
+
+def dev_split(n: int, dev_size: int, seed: int) -> tuple[list[int], list[int]]:
+    """A fixed random split of n kept lines: (train indices, dev indices); dev is at most 20%."""
+    size = min(dev_size, n // 5)
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(order[size:].tolist()), sorted(order[:size].tolist())
+
+
+def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str = "error") -> TrainingData:
+    texts = [read_parallel(path, on_bad_line=on_bad_line) for path in data_files(recipe, files)]
+    if recipe.dev_data:
+        dev_texts = [read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line) for t in texts]
+        dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
+        return TrainingData(texts, [t.kept() for t in texts], dev)
+    rows, dev = [], []
+    for text in texts:
+        kept = text.kept()
+        train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
+        rows.append([kept[i] for i in train_idx])
+        if dev_idx:
+            dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[kept[i]] for i in dev_idx]))
+    return TrainingData(texts, rows, dev)
+
+
+def build_examples(data: TrainingData, alignments: list[list | None]) -> list[Example]:
+    examples = []
+    for text, rows, links in zip(data.texts, data.train_rows, alignments):
+        for i in rows:
+            src, tgt = text.pairs[i]
+            pairs = [(a, b) for a, b, *_ in (links[i] or [])] if links is not None else []
+            examples.append(Example(src, tgt, text.src_lang, text.tgt_lang, pairs))
+    return examples
+
+
+def align_texts(data: TrainingData, recipe: Recipe, encoder: SentenceEncoder, progress: bool) -> list[list | None]:
+    """Word pairs for every text (None per text when no word-level loss is on)."""
+    if not (recipe.losses.awp or recipe.losses.wtr):
+        return [None] * len(data.texts)
+    from .align import alignments_for
+
+    settings = recipe.align
+    if settings.aligner == "file":
+        if not settings.files:
+            raise UsageError("align.aligner = \"file\" needs align.files", hint="--set align.files=data/en-{lang}.align")
+        return [read_alignment_file(settings.files.format(lang=t.tgt_lang), t) for t in data.texts]
+    model = settings.model or (encoder if settings.aligner == "embed" else "")
+    return [
+        alignments_for(t, aligner=settings.aligner, model=model, threshold=settings.threshold, layer=settings.layer,
+                       device=str(encoder.device), progress=progress)
+        for t in data.texts
+    ]
+
+
+def read_alignment_file(path: str, text: ParallelText) -> list:
+    """A user's Pharaoh file, checked against the words of ``text`` line by line."""
+    from .align import links_from_file, word_spans, words_mode_for
+
+    modes = [words_mode_for(lang) for lang in text.langs]
+    counts = [None if p is None else (len(word_spans(p[0], modes[0])), len(word_spans(p[1], modes[1])))
+              for p in text.pairs]
+    return links_from_file(path, counts)
+
+
+# ----------------------------------------------------------------------------- model and optimiser
+
+
+def build_encoder(recipe: Recipe, languages: list[str], device: str) -> SentenceEncoder:
+    encoder = load_encoder(
+        recipe.model, pooling=recipe.pooling, prefix=recipe.prefix, max_length=recipe.max_length, device=device,
+        with_mlm_head=bool(recipe.losses.awp), lang_embedding_for=languages if recipe.lang_embedding else None,
+    )
+    if recipe.freeze_embeddings:
+        encoder.backbone.get_input_embeddings().weight.requires_grad_(False)
+    return encoder
+
+
+def build_optimizer(encoder: SentenceEncoder, recipe: Recipe):
+    decay, no_decay = [], []
+    for name, param in encoder.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+    )
+    warmup = max(1, int(recipe.warmup * recipe.steps)) if recipe.warmup > 0 else 0
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (recipe.steps - step) / max(1, recipe.steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_dev(encoder: SentenceEncoder, dev: list[DevSet], batch_size: int = 128) -> dict:
+    """P@1 both directions per language pair (the ``wacse eval retrieval`` computation)."""
+    results = {}
+    for d in dev:
+        lang = lambda code: code if encoder.lang_embedding is not None else None  # noqa: E731
+        src = encode(encoder, [p[0] for p in d.pairs], batch_size=batch_size, lang=lang(d.src_lang), progress=False)
+        tgt = encode(encoder, [p[1] for p in d.pairs], batch_size=batch_size, lang=lang(d.tgt_lang), progress=False)
+        results[d.name] = {**retrieval_accuracy(src, tgt), "n_pairs": len(d.pairs)}
+    mean = sum(r["mean"] for r in results.values()) / len(results) if results else float("nan")
+    return {"pairs": results, "mean": mean}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    nonfinite_in_a_row: int = 0
+    nonfinite_total: int = 0
+    best_step: int = -1
+    best_score: float = -1.0
+    dev_before: dict = field(default_factory=dict)
+    dev_history: list = field(default_factory=list)
+
+
+def _rng_state(link_rng: np.random.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "links": link_rng.bit_generator.state}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, link_rng: np.random.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    link_rng.bit_generator.state = state["links"]
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_dir(out: Path, step: int) -> Path:
+    return out / CHECKPOINTS / f"step-{step:07d}"
+
+
+def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng, state: TrainState, recipe: Recipe):
+    """Write to a temporary folder, flush, mark complete, then rename into place."""
+    final = checkpoint_dir(out, state.step)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    payload = {
+        "model": encoder.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(), "rng": _rng_state(link_rng), "state": state.__dict__,
+        "recipe": recipe.to_dict(), "wacse_version": __version__,
+    }
+    with open(tmp / "state.pt", "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    (tmp / COMPLETE).write_text(f"{state.step}\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _prune_checkpoints(out, keep={state.step, state.best_step})
+
+
+def _prune_checkpoints(out: Path, keep: set[int]) -> None:
+    """Keep the best and the last checkpoint."""
+    for folder in (out / CHECKPOINTS).glob("step-*"):
+        if folder.name.endswith(".tmp") or int(folder.name.split("-")[1]) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def complete_checkpoints(out: Path) -> list[Path]:
+    folders = [f for f in (out / CHECKPOINTS).glob("step-*") if (f / COMPLETE).exists() and not f.name.endswith(".tmp")]
+    return sorted(folders, key=lambda f: int(f.name.split("-")[1]))
+
+
+def load_checkpoint(folder: Path) -> dict:
+    return torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    steps: int
+    dev_before: dict
+    dev_after: dict
+    best_step: int
+    wall_time_s: float
+    nonfinite_steps: int
+
+
+class Trainer:
+    """Owns one training run in ``out``."""
+
+    def __init__(self, recipe: Recipe, out: str | Path, *, files: list[str] | None = None, resume: bool = False,
+                 on_bad_line: str = "error", progress: bool = True, stop_after: int | None = None,
+                 on_step: Callable[[int, dict], None] | None = None):
+        self.recipe, self.out, self.files = recipe, Path(out), files
+        self.resume, self.on_bad_line, self.progress = resume, on_bad_line, progress
+        self.stop_after = stop_after  # for tests: stop (as if interrupted) after this many steps
+        self.on_step = on_step
+        validate_recipe(recipe)
+
+    def _prepare_output(self) -> None:
+        if self.out.exists() and not self.resume and any(self.out.iterdir()):
+            raise UsageError(f"{self.out} already holds files", hint="pass --resume to continue that run, or choose another -o")
+        if self.resume and not complete_checkpoints(self.out):
+            raise UsageError(f"{self.out} has no complete checkpoint to resume from", hint="run without --resume")
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def run(self) -> TrainResult:
+        started = time.time()
+        recipe = self.recipe
+        torch.manual_seed(recipe.seed)
+        random.seed(recipe.seed)
+        np.random.seed(recipe.seed)
+        data = load_training_data(recipe, self.files, self.on_bad_line)
+        self._prepare_output()
+        device = "cuda" if recipe.device == "auto" and torch.cuda.is_available() else ("cpu" if recipe.device == "auto" else recipe.device)
+        encoder = build_encoder(recipe, data.languages, device)
+        alignments = align_texts(data, recipe, encoder, self.progress)
+        examples = build_examples(data, alignments)
+        encoded = encode_examples(examples, encoder.tokenizer, encoder.settings.prefix,
+                                  min(recipe.max_length, encoder.model_max_length), encoder.settings.languages)
+        optimizer, scheduler = build_optimizer(encoder, recipe)
+        sampler = BatchSampler(len(encoded), recipe.batch_size, recipe.seed)
+        link_rng = np.random.default_rng(recipe.seed)
+        state = TrainState()
+        if self.resume:
+            state = self._restore(encoder, optimizer, scheduler, sampler, link_rng)
+        else:
+            state.dev_before = evaluate_dev(encoder, data.dev)
+            (self.out / "recipe.toml").write_text(to_toml(recipe), encoding="utf-8")
+        self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data)
+        if self.stop_after is not None and state.step < recipe.steps:
+            return TrainResult(self.out, state.step, state.dev_before, {}, state.best_step, time.time() - started,
+                               state.nonfinite_total)
+        return self._export(encoder, state, data, alignments_used(recipe), time.time() - started, len(encoded))
+
+    def _restore(self, encoder, optimizer, scheduler, sampler, link_rng) -> TrainState:
+        folder = complete_checkpoints(self.out)[-1]
+        saved = load_checkpoint(folder)
+        if saved["recipe"] != self.recipe.to_dict():
+            changed = [k for k in saved["recipe"] if saved["recipe"][k] != self.recipe.to_dict().get(k)]
+            raise UsageError(f"the recipe differs from the checkpoint's ({', '.join(changed)})",
+                             hint="resume with the same recipe and --set options")
+        encoder.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        sampler.load_state_dict(saved["sampler"])
+        _set_rng_state(saved["rng"], link_rng)
+        return TrainState(**saved["state"])
+
+    def _loop(self, encoder, encoded: list[EncodedPair], optimizer, scheduler, sampler, link_rng, state, data):
+        recipe = self.recipe
+        objective = WacseObjective(encoder, recipe.losses, temperature=recipe.temperature,
+                                   symmetric=recipe.symmetric, autocast=encoder.device.type == "cuda")
+        pad_id = encoder.tokenizer.pad_token_id
+        bar = tqdm(total=recipe.steps, initial=state.step, desc="training", unit="step", disable=not self.progress)
+        encoder.train()
+        window = time.time()
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") as log:
+            while state.step < recipe.steps:
+                if self.stop_after is not None and state.step >= self.stop_after:
+                    break
+                batch = make_batch([encoded[i] for i in sampler.next()], pad_id, link_rng).to(encoder.device)
+                optimizer.zero_grad(set_to_none=True)
+                result = train_step(objective, batch, recipe.chunk_size)
+                record = self._apply_step(encoder, optimizer, scheduler, state, result)
+                elapsed, window = time.time() - window, time.time()
+                record.update(pairs_per_s=round(len(batch) / max(elapsed, 1e-9), 2))
+                bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "tr", "awp", "wtr") if k in record}
+                                | {"pairs/s": f"{record['pairs_per_s']:.1f}"})
+                bar.update(1)
+                if state.step % recipe.eval_interval == 0 or state.step == recipe.steps:
+                    record["dev"] = self._evaluate(encoder, data, state)
+                    save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe)
+                    encoder.train()
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if self.on_step:
+                    self.on_step(state.step, record)
+        bar.close()
+
+    def _apply_step(self, encoder, optimizer, scheduler, state: TrainState, result) -> dict:
+        record = {"step": state.step + 1, "loss": result.total, "tr": result.tr, "awp": result.awp, "wtr": result.wtr,
+                  "lr": scheduler.get_last_lr()[0], "word_pairs": result.word_pairs}
+        if not math.isfinite(result.total):
+            state.nonfinite_in_a_row += 1
+            state.nonfinite_total += 1
+            record["skipped"] = "non-finite loss"
+            if state.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
+                raise TrainingStopped(f"{MAX_NONFINITE_IN_A_ROW} non-finite losses in a row at step {state.step + 1}",
+                                      hint="lower the learning rate (--set lr=...) or check the data")
+        else:
+            state.nonfinite_in_a_row = 0
+            params = [p for p in encoder.parameters() if p.grad is not None]
+            if self.recipe.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.recipe.grad_clip)
+            optimizer.step()
+        with warnings.catch_warnings():  # a skipped step still moves the schedule on
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
+        state.step += 1
+        return record
+
+    def _evaluate(self, encoder, data: TrainingData, state: TrainState) -> dict:
+        results = evaluate_dev(encoder, data.dev)
+        results["step"] = state.step
+        state.dev_history.append(results)
+        score = results["mean"] if data.dev else float(state.step)  # no dev set: the last step is the best
+        if score > state.best_score:
+            state.best_step, state.best_score = state.step, score
+        return results
+
+    def _export(self, encoder, state: TrainState, data: TrainingData, alignment: dict, wall: float, n_train: int):
+        if state.best_step != state.step:
+            encoder.load_state_dict(load_checkpoint(checkpoint_dir(self.out, state.best_step))["model"])
+        best = next((d for d in state.dev_history if d["step"] == state.best_step), {})
+        meta = {
+            "wacse_version": __version__,
+            "recipe": self.recipe.to_dict(),
+            "training": {
+                "steps": state.step, "best_step": state.best_step, "batch_size": self.recipe.batch_size,
+                "train_pairs": n_train, "data": [Path(t.name).name for t in data.texts],
+                "languages": data.languages, "losses": self.recipe.to_dict()["losses"], **alignment,
+                "wall_time_s": round(wall, 1), "nonfinite_steps": state.nonfinite_total,
+            },
+            "dev_results_before": state.dev_before,
+            "dev_results": best,
+        }
+        export_model(encoder, self.out, meta)
+        return TrainResult(self.out, state.step, state.dev_before, best, state.best_step, wall, state.nonfinite_total)
+
+
+def alignments_used(recipe: Recipe) -> dict:
+    if not (recipe.losses.awp or recipe.losses.wtr):
+        return {"aligner": None}
+    a = recipe.align
+    info = {"aligner": a.aligner, "align_model": a.model or (recipe.model if a.aligner == "embed" else ""),
+            "threshold": a.threshold}
+    if a.aligner == "wspalign":
+        info["license_notes"] = ["word alignments from WSPAlign weights (CC-BY-NC-SA 4.0)"]
+    return info
+
+
+def export_model(encoder: SentenceEncoder, out: Path, meta: dict) -> None:
+    """Save into a temporary folder, then move each file into ``out``; wacse.json goes last, so a
+    folder with wacse.json is complete."""
+    tmp = out / ".export.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save(tmp, meta)
+    try:
+        from .hub import write_model_card
+
+        write_model_card(tmp)
+    except ImportError:
+        pass
+    names = sorted(p.name for p in tmp.iterdir())
+    for name in [n for n in names if n != "wacse.json"] + ["wacse.json"]:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp / name, target)
+    tmp.rmdir()
+
+
+def validate_recipe(recipe: Recipe) -> None:
+    """Catch impossible settings before any data or model is loaded."""
+    checks = [
+        (recipe.steps >= 1, f"steps must be at least 1, not {recipe.steps}"),
+        (recipe.batch_size >= 2, f"batch_size must be at least 2 (in-batch negatives), not {recipe.batch_size}"),
+        (recipe.chunk_size >= 1, f"chunk_size must be at least 1, not {recipe.chunk_size}"),
+        (recipe.lr > 0, f"lr must be positive, not {recipe.lr}"),
+        (recipe.temperature > 0, f"temperature must be positive, not {recipe.temperature}"),
+        (recipe.eval_interval >= 1, f"eval_interval must be at least 1, not {recipe.eval_interval}"),
+        (recipe.max_length >= 4, f"max_length must be at least 4, not {recipe.max_length}"),
+        (0 <= recipe.warmup < 1, f"warmup is a share of the steps in [0, 1), not {recipe.warmup}"),
+        (recipe.pooling in ("cls", "mean"), f"pooling must be cls or mean, not '{recipe.pooling}'"),
+        (recipe.align.aligner in ("embed", "wspalign", "file"), f"align.aligner must be embed, wspalign or file, not '{recipe.align.aligner}'"),
+        (0 <= recipe.align.threshold <= 1, f"align.threshold must be in [0, 1], not {recipe.align.threshold}"),
+    ]
+    weights = recipe.losses
+    checks.append((min(weights.tr, weights.awp, weights.wtr, weights.rtl) >= 0, "loss weights must not be negative"))
+    checks.append((weights.tr + weights.awp + weights.wtr + weights.rtl > 0, "at least one loss weight must be positive"))
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"recipe: {message}", hint="fix the recipe or the --set option")

@@ -165,3 +165,30 @@ def mteb_subset(pair_name: str, langs_with_scripts: list[str], scores: dict[str,
         "n_pairs": n,
     }
 
+
+
+# ----------------------------------------------------------------------------- word alignment
+
+
+def alignment_scores(predicted: set, sure: set, possible: set = frozenset()) -> dict:
+    """Precision, recall, F1 and alignment error rate of links (any hashable, e.g. (line, i, j)).
+
+    Sure links are also possible (P includes S). Och & Ney (2003):
+    precision = |A∩P| / |A|, recall = |A∩S| / |S|, AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|).
+    """
+    possible = set(possible) | set(sure)
+    a_s, a_p = len(predicted & sure), len(predicted & possible)
+    precision = a_p / len(predicted) if predicted else 0.0
+    recall = a_s / len(sure) if sure else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    total = len(predicted) + len(sure)
+    aer = 1 - (a_s + a_p) / total if total else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "aer": aer,
+            "predicted": len(predicted), "sure": len(sure), "possible": len(possible)}
+
+
+def diagonal_links(n_src: int, n_tgt: int) -> list[tuple[int, int]]:
+    """The diagonal baseline: source word i to target word floor((i + 0.5) * n_tgt / n_src)."""
+    if not n_src or not n_tgt:
+        return []
+    return [(i, min(n_tgt - 1, int((i + 0.5) * n_tgt / n_src))) for i in range(n_src)]

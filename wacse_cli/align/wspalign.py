@@ -1,0 +1,229 @@
+"""The WSPAlign aligner: word alignment as span prediction (Wu et al., ACL 2023; after Nagata et
+al., 2020), written from the papers' description.
+
+For each source word, the question is the whole source sentence with that word wrapped in
+`` ¶ `` markers and the context is the target sentence; an extractive question-answering model
+gives start and end logits over the tokens. Definitions used here:
+
+- probabilities: a softmax of the start logits and one of the end logits, each over the context
+  tokens plus the first position (``<s>``/``[CLS]``), which stands for "no answer";
+- the best span: start and end tokens both in the context, end >= start, at most ``max_span``
+  tokens long, with the largest p_start(start) * p_end(end); that product is its probability;
+- if the no-answer probability p_start(0) * p_end(0) is at least the best span's, the word is
+  left unaligned; otherwise it is linked to every target word that the span's tokens overlap,
+  each link with the span's probability.
+
+Both directions are run (target words asking about the source too) and combined as described in
+:func:`combine` and in the README ("How WSPAlign scores are combined"). Queries of many sentence
+pairs are flattened, sorted by length and run in padded batches, under bf16 autocast on a GPU.
+
+The published WSPAlign weights are licensed CC-BY-NC-SA-4.0; loading them prints a notice once.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from ..embed import _autocast
+from ..errors import UsageError
+from ..model import EncoderSettings, _load_error, _quiet_stdout, fingerprint, quiet_transformers, resolve_device
+from .words import token_words, words_that_fit
+
+DEFAULT_MODEL = "qiyuw/WSPAlign-xlm-base"
+MARK = "¶"
+MAX_SPAN = 8
+LICENCE_NOTICE = (
+    "note: the WSPAlign weights ({name}) are licensed CC-BY-NC-SA-4.0 by their authors: "
+    "non-commercial use only, and alignments or models derived from them are shared alike"
+)
+_noticed: set[str] = set()
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def question(sentence: str, span: tuple[int, int]) -> str:
+    """The sentence with the word at ``span`` wrapped in markers: ``a ¶ b ¶ c``."""
+    before, word, after = sentence[:span[0]].rstrip(), sentence[span[0]:span[1]], sentence[span[1]:].lstrip()
+    return " ".join(part for part in (before, MARK, word, MARK, after) if part)
+
+
+def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, context: torch.Tensor, max_span: int = MAX_SPAN):
+    """For each row: (start, end, span probability, no-answer probability), as defined above.
+
+    ``context`` (bool, same shape as the logits) marks the context tokens; position 0 is the
+    no-answer position. A row whose span probability does not beat no-answer has no answer;
+    callers check ``prob > null``.
+    """
+    start_logits, end_logits = start_logits.float(), end_logits.float()
+    allowed = context.clone()
+    allowed[:, 0] = True
+    log_start = torch.log_softmax(start_logits.masked_fill(~allowed, float("-inf")), dim=-1)
+    log_end = torch.log_softmax(end_logits.masked_fill(~allowed, float("-inf")), dim=-1)
+    length = start_logits.shape[1]
+    index = torch.arange(length, device=start_logits.device)
+    offset = index[None, :] - index[:, None]  # end - start
+    band = (offset >= 0) & (offset < max_span)
+    valid = band[None] & context[:, :, None] & context[:, None, :]
+    scores = (log_start[:, :, None] + log_end[:, None, :]).masked_fill(~valid, float("-inf"))
+    best, flat = scores.flatten(1).max(dim=-1)
+    null = (log_start[:, 0] + log_end[:, 0]).exp()
+    return flat // length, flat % length, best.exp(), null
+
+
+def span_words(start: int, end: int, words_of_tokens: list[list[int]]) -> list[int]:
+    """The words that the tokens ``start..end`` (inclusive) overlap, in order."""
+    return sorted({w for t in range(start, end + 1) for w in words_of_tokens[t]})
+
+
+def combine(forward: dict[tuple[int, int], float],
+            backward: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    """One score per word pair: the mean of the two directions' probabilities, a direction that
+    did not propose the pair counting as 0. ``forward`` maps (source word, target word) to the
+    probability from the question about the source word; ``backward`` to the one from the
+    question about the target word. Scores are rounded to 6 decimals."""
+    pairs = sorted(set(forward) | set(backward))
+    return [(i, j, round((forward.get((i, j), 0.0) + backward.get((i, j), 0.0)) / 2, 6)) for i, j in pairs]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_qa_model(name_or_path: str, device: str = "auto"):
+    """(tokenizer, question-answering model, fingerprint), printing the licence notice once."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    quiet_transformers()
+    local = Path(name_or_path).expanduser()
+    source = str(local) if local.exists() else name_or_path
+    try:
+        with _quiet_stdout():
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForQuestionAnswering.from_pretrained(source)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error(name_or_path, exc) from None
+    origin = f"{name_or_path} {getattr(model.config, '_name_or_path', '')}".lower()
+    if "wspalign" in origin and name_or_path not in _noticed:
+        _noticed.add(name_or_path)
+        print(LICENCE_NOTICE.format(name=name_or_path), file=sys.stderr, flush=True)
+    settings = EncoderSettings(max_length=int(getattr(tokenizer, "model_max_length", 512) or 512))
+    key = fingerprint(SimpleNamespace(settings=settings, backbone=model), name_or_path)
+    return tokenizer, model.to(resolve_device(device)).eval(), key
+
+
+# ----------------------------------------------------------------------------- the aligner
+
+
+class WSPAligner:
+    """Aligns sentence pairs with a span-prediction (question-answering) model, both directions."""
+
+    name = "wspalign"
+
+    def __init__(self, tokenizer, model, *, batch_size: int = 64, max_length: int | None = None,
+                 max_span: int = MAX_SPAN):
+        limit = getattr(model.config, "max_position_embeddings", 512)
+        if getattr(model.config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+            limit -= 2
+        self.tokenizer, self.model = tokenizer, model
+        self.max_length = min(max_length or 512, limit, int(getattr(tokenizer, "model_max_length", limit) or limit))
+        self.batch_size, self.max_span = batch_size, max_span
+        marks = len(tokenizer.tokenize(f" {MARK} "))
+        self.budget = self.max_length - tokenizer.num_special_tokens_to_add(pair=True) - 2 * marks - 2
+        if self.budget < 8:
+            raise UsageError(f"--max-length {self.max_length} leaves no room for a question and its context",
+                             hint="use at least 24")
+        self.truncated = 0
+
+    def options(self) -> dict:
+        return {"max_length": self.max_length, "max_span": self.max_span, "mark": MARK}
+
+    def align(self, pairs: list[tuple[str, str]], spans: list[tuple[list, list]], advance=lambda n: None) -> list:
+        spans = self._fit(pairs, spans)
+        queries = []  # (pair index, direction, asked word, question, context, context spans)
+        for p, ((src, tgt), (s_spans, t_spans)) in enumerate(zip(pairs, spans)):
+            for direction, (q_text, q_spans, c_text, c_spans) in enumerate(
+                    ((src, s_spans, tgt, t_spans), (tgt, t_spans, src, s_spans))):
+                cut = q_text[:q_spans[-1][1]] if q_spans else ""
+                context = c_text[:c_spans[-1][1]] if c_spans else ""
+                if context:
+                    queries += [(p, direction, w, question(cut, span), context, c_spans)
+                                for w, span in enumerate(q_spans)]
+        found = [({}, {}) for _ in pairs]
+        for p, direction, asked, linked, prob in self._answers(queries, len(pairs), advance):
+            for w in linked:
+                key = (asked, w) if direction == 0 else (w, asked)
+                found[p][direction][key] = prob
+        return [combine(forward, backward) for forward, backward in found]
+
+    def _fit(self, pairs, spans) -> list[tuple[list, list]]:
+        """Keep the leading words of each side that fit the model's input together (longer side
+        cut first); each cut sentence is counted."""
+        sentences = [side for pair in pairs for side in pair]
+        enc = self.tokenizer(sentences, add_special_tokens=False, return_offsets_mapping=True)
+        out = []
+        for p, (s_spans, t_spans) in enumerate(spans):
+            counts = [_tokens_per_word(enc["offset_mapping"][2 * p + k], side)
+                      for k, side in enumerate((s_spans, t_spans))]
+            a, b = sum(counts[0]), sum(counts[1])
+            if a + b <= self.budget:
+                out.append((s_spans, t_spans))
+                continue
+            half = self.budget // 2
+            if b <= half:
+                caps = (self.budget - b, b)
+            else:
+                caps = (a, self.budget - a) if a <= half else (half, self.budget - half)
+            kept = [side[:words_that_fit(c, cap)] for side, c, cap in zip((s_spans, t_spans), counts, caps)]
+            self.truncated += sum(len(k) < len(side) for k, side in zip(kept, (s_spans, t_spans)))
+            out.append((kept[0], kept[1]))
+        return out
+
+    def _answers(self, queries, n_pairs: int, advance):
+        """Yield (pair, direction, asked word, linked words, probability) for answered queries."""
+        if not queries:
+            advance(n_pairs)
+            return
+        enc = self.tokenizer([q[3] for q in queries], [q[4] for q in queries], truncation=True,
+                             max_length=self.max_length, return_offsets_mapping=True)
+        order = sorted(range(len(queries)), key=lambda k: -len(enc["input_ids"][k]))
+        names = [n for n in self.tokenizer.model_input_names if n in enc]
+        device = next(self.model.parameters()).device
+        with torch.inference_mode(), _autocast(device):
+            for start in range(0, len(order), self.batch_size):
+                chosen = order[start:start + self.batch_size]
+                batch = self.tokenizer.pad({n: [enc[n][k] for k in chosen] for n in names}, return_tensors="pt")
+                context = _context_mask([enc.sequence_ids(k) for k in chosen], batch["input_ids"].shape[1])
+                logits = self.model(**batch.to(device))
+                starts, ends, probs, nulls = best_spans(logits.start_logits, logits.end_logits, context.to(device),
+                                                        self.max_span)
+                for row, k in enumerate(chosen):
+                    if probs[row] > nulls[row]:
+                        p, direction, asked, _, _, c_spans = queries[k]
+                        words = token_words(_context_offsets(enc, k), c_spans)
+                        linked = span_words(int(starts[row]), int(ends[row]), words)
+                        yield p, direction, asked, linked, float(probs[row])
+                advance(len(chosen) * n_pairs / len(queries))
+
+
+def _tokens_per_word(offsets, spans) -> list[int]:
+    counts = [0] * len(spans)
+    for words in token_words(offsets, spans):
+        if words:
+            counts[words[0]] += 1
+    return counts
+
+
+def _context_mask(sequence_ids: list[list], length: int) -> torch.Tensor:
+    mask = torch.zeros(len(sequence_ids), length, dtype=torch.bool)
+    for row, ids in enumerate(sequence_ids):
+        for position, seq in enumerate(ids):
+            mask[row, position] = seq == 1
+    return mask
+
+
+def _context_offsets(enc, k: int) -> list[tuple[int, int]]:
+    """Offsets of query k's tokens, with every token outside the context set to (0, 0)."""
+    return [offset if seq == 1 else (0, 0) for offset, seq in zip(enc["offset_mapping"][k], enc.sequence_ids(k))]

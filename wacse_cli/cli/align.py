@@ -1,0 +1,72 @@
+"""``wacse align``: word alignments of parallel text, as Pharaoh ``i-j`` lines or scored JSONL."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import options as opt
+from .common import echo_json, note, report_errors
+
+
+@report_errors
+def align(
+    pairs: Annotated[Optional[str], typer.Argument(help="Parallel text: src<TAB>tgt or 'src ||| tgt' lines.")] = None,
+    output: opt.Output = "-",
+    aligner: Annotated[str, typer.Option(
+        help="wspalign (span prediction; needs its weights), embed (any encoder, offline) or diagonal (a baseline).")
+    ] = "wspalign",
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Hub id or folder; wspalign's default is qiyuw/WSPAlign-xlm-base, embed needs one.")
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="Keep links scoring at least this (0 to 1; 0 keeps all).")] = 0.9,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="pharaoh (i-j pairs) or jsonl (words and scored links).")] = "pharaoh",
+    layer: Annotated[Optional[int], typer.Option(
+        help="embed: layer of the token vectors (default 8 of 12 layers).")] = None,
+    method: Annotated[str, typer.Option(help="embed: itermax, or argmax (mutual only).")] = "itermax",
+    distortion: Annotated[float, typer.Option(
+        help="embed: SimAlign's distortion correction, 0 (off) to 1; favours links at similar relative positions.")
+    ] = 0.5,
+    words: Annotated[Optional[str], typer.Option(
+        help="whitespace, tokenizer or char; default: tokenizer for zh ja th lo km my, whitespace otherwise.")] = None,
+    pretokenized: Annotated[bool, typer.Option(
+        "--pretokenized", help="The text is already tokenised: words are split at spaces only.")] = False,
+    src: Annotated[Optional[str], typer.Option("--src", help="Source side as a line-parallel file.")] = None,
+    tgt: Annotated[Optional[str], typer.Option("--tgt", help="Target side as a line-parallel file.")] = None,
+    langs: opt.Langs = None,
+    prefix: opt.Prefix = None,
+    pooling: opt.Pooling = None,
+    max_length: Annotated[Optional[int], typer.Option(
+        help="Longest model input in tokens; longer sentences are cut.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences (embed) or questions (wspalign) per forward pass.")] = 64,
+    device: opt.Device = "auto",
+    cache: Annotated[bool, typer.Option(
+        help="Reuse and keep alignments in the cache (wacse train finds them there).")] = True,
+    on_bad_line: opt.OnBadLine = "error",
+    json_out: opt.Json = False,
+) -> None:
+    """Align the words of each sentence pair. Output line i holds the links of input line i."""
+    from ..align import align_text
+    from ..align.store import check_format, jsonl_line, pharaoh_line
+    from ..io import atomic_output, read_parallel
+
+    check_format(fmt)
+    text = read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line)
+    result = align_text(
+        text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,
+        words=words, pretokenized=pretokenized, use_cache=cache, journal=None if output == "-" else f"{output}.partial",
+        method=method, distortion=distortion, prefix=prefix, pooling=pooling, max_length=max_length,
+    )
+    with atomic_output(output) as handle:
+        for number, (pair, spans, links) in enumerate(zip(text.pairs, result.spans, result.links), start=1):
+            handle.write((pharaoh_line(links) if fmt == "pharaoh" else jsonl_line(number, pair, spans, links)) + "\n")
+    count = sum(len(links or []) for links in result.links)
+    summary = {"output": output, "lines": len(text.pairs), "links": count, "skipped": len(text.skipped),
+               "truncated": result.truncated, "resumed": result.resumed, "from_cache": result.cached, **result.options}
+    if json_out and output != "-":
+        echo_json(summary)
+        return
+    how = " (from the cache)" if result.cached else " (resumed)" if result.resumed else ""
+    skipped = f", {len(text.skipped)} skipped" if text.skipped else ""
+    note(f"aligned {len(text.kept())} pairs{how}: {count} links at threshold {threshold}{skipped} -> {output}")

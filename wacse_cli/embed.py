@@ -2,22 +2,69 @@
 
 Sentences are tokenised once, sorted by token count so that each batch pads only to its own
 longest sentence, encoded without gradients, and put back in input order.
+
+Files are embedded as a stream, so memory depends on the chunk size and not on the corpus: a
+first pass checks every line and counts them (a bad line stops the command before any model work,
+and the output's shape is known up front), a second pass reads ``chunk_lines`` lines at a time,
+sorts and encodes them, and appends their rows to the ``.npy`` file. The file is written
+sequentially (header, then rows) to a temporary file that is renamed at the end, so it works for
+standard output too and a failed run leaves nothing behind. ``--shard I/N`` embeds the I-th of N
+equal line ranges into a piece file; :func:`merge_pieces` joins the pieces in input order.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .errors import InputError, UsageError
+from .io import _bad, _read_bytes, atomic_output, check_on_bad_line, decode_line
 from .model import SentenceEncoder
+
+CHUNK_LINES = 100_000  # lines sorted and encoded together; bounds memory, keeps batches well packed
+MERGE_ROWS = 65_536  # rows copied at a time when joining pieces
+DTYPES = ("float32", "float16")
 
 
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _eval_mode(encoder: SentenceEncoder):
+    """Dropout off while embedding; training mode restored afterwards (embedding runs mid-training)."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        yield
+    finally:
+        encoder.train(was_training)
+
+
+def _padded(ids: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask for one batch, padded on the right to its longest row.
+
+    Built with numpy rather than ``tokenizer.pad``, whose per-batch Python overhead shows on CPU;
+    right padding keeps position 0 the first real token, which ``cls`` pooling reads.
+    """
+    width = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for r, row in enumerate(ids):
+        input_ids[r, :len(row)] = row
+        mask[r, :len(row)] = 1
+    return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
 
 
 def encode(
@@ -29,32 +76,37 @@ def encode(
     lang: str | None = None,
     progress: bool = True,
     desc: str = "embedding",
+    bar: tqdm | None = None,
 ) -> np.ndarray:
-    """float32 array of shape (len(sentences), hidden), each row of unit length."""
+    """float32 array of shape (len(sentences), hidden), each row of unit length.
+
+    ``bar`` is an open progress bar to advance instead of showing a new one (the streaming path
+    shows one bar over all chunks).
+    """
+    out = np.zeros((len(sentences), encoder.hidden_size), dtype=np.float32)
     if not sentences:
-        return np.zeros((0, encoder.hidden_size), dtype=np.float32)
+        return out
     length = min(max_length or encoder.settings.max_length, encoder.model_max_length)
-    tokenizer = encoder.tokenizer
-    ids = tokenizer([encoder.settings.prefix + s for s in sentences], truncation=True, max_length=length)["input_ids"]
+    texts = [encoder.settings.prefix + s for s in sentences]
+    ids = encoder.tokenizer(texts, truncation=True, max_length=length)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     lang_id = encoder.lang_id(lang)
-    out = np.zeros((len(sentences), encoder.hidden_size), dtype=np.float32)
-    was_training = encoder.training
-    encoder.eval()
-    bar = tqdm(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
-    with torch.inference_mode(), _autocast(encoder.device):
+    pad_id = encoder.tokenizer.pad_token_id or 0
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
+    with _eval_mode(encoder), torch.inference_mode(), _autocast(encoder.device):
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            batch = tokenizer.pad({"input_ids": [ids[i] for i in chosen]}, return_tensors="pt").to(encoder.device)
+            input_ids, mask = _padded([ids[i] for i in chosen], pad_id, encoder.device)
             lang_ids = None
             if lang_id is not None:
                 lang_ids = torch.full((len(chosen),), lang_id, dtype=torch.long, device=encoder.device)
-            vectors, _ = encoder(batch["input_ids"], batch["attention_mask"], lang_ids)
-            vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
-            out[chosen] = vectors.cpu().numpy()
+            vectors, _ = encoder(input_ids, mask, lang_ids)
+            out[chosen] = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
             bar.update(len(chosen))
-    bar.close()
-    encoder.train(was_training)
+    if own_bar:
+        bar.close()
     return out
 
 
@@ -67,20 +119,31 @@ def encode_lines(encoder: SentenceEncoder, lines: list[str | None], **kwargs) ->
     return out
 
 
-def cached_encode(encoder: SentenceEncoder, model_name: str, lines: list[str | None], *, use_cache: bool = True,
-                  **kwargs) -> np.ndarray:
-    """:func:`encode_lines`, kept in the cache under a key of the model's fingerprint, its pooling,
-    prefix and max length, the language and the text's content hash, so a second search over the
-    same corpus does not embed it again."""
+# ----------------------------------------------------------------------------- the embedding cache
+
+
+def cache_stem(encoder: SentenceEncoder, model_name: str, lines: list[str | None], *, max_length: int | None = None,
+               lang: str | None = None) -> Path:
+    """``<cache>/embeddings/<key>``: the cached embeddings are ``<key>.npy`` and indexes built over
+    them ``<key>.<index>.faiss``. The key holds what they depend on: the model's fingerprint, its
+    pooling, prefix and max length, the language and the text's content hash."""
     from .io import text_sha256
     from .model import fingerprint
     from .paths import cache_dir
 
+    length = min(max_length or encoder.settings.max_length, encoder.model_max_length)
+    key = f"{fingerprint(encoder, model_name)}-{length}-{lang or ''}-{text_sha256(lines)[:24]}"
+    return cache_dir("embeddings") / key
+
+
+def cached_encode(encoder: SentenceEncoder, model_name: str, lines: list[str | None], *, use_cache: bool = True,
+                  **kwargs) -> np.ndarray:
+    """:func:`encode_lines`, kept in the cache (see :func:`cache_stem`), so a second search over the
+    same corpus does not embed it again."""
     if not use_cache:
         return encode_lines(encoder, lines, **kwargs)
-    max_length = min(kwargs.get("max_length") or encoder.settings.max_length, encoder.model_max_length)
-    key = f"{fingerprint(encoder, model_name)}-{max_length}-{kwargs.get('lang') or ''}-{text_sha256(lines)[:24]}"
-    path = cache_dir("embeddings") / f"{key}.npy"
+    stem = cache_stem(encoder, model_name, lines, max_length=kwargs.get("max_length"), lang=kwargs.get("lang"))
+    path = stem.with_name(stem.name + ".npy")
     if path.exists():
         try:
             cached = np.load(path)
@@ -89,8 +152,211 @@ def cached_encode(encoder: SentenceEncoder, model_name: str, lines: list[str | N
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed
     vectors = encode_lines(encoder, lines, **kwargs)
-    from .io import atomic_output
-
     with atomic_output(str(path), "wb") as handle:
         np.save(handle, vectors)
     return vectors
+
+
+# ----------------------------------------------------------------------------- reading a file as a stream
+
+
+def _stream_lines(handle: IO[bytes]) -> Iterator[tuple[int, str | None, str | None]]:
+    """:func:`wacse_cli.io.iter_lines` one line at a time: ``(line_number, text, problem)``, the
+    same splitting (``\\n`` only, a trailing ``\\r`` dropped, a leading BOM skipped) and messages."""
+    handle.seek(0)
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        yield (number, *decode_line(raw[:-1] if raw.endswith(b"\n") else raw, offset))
+        offset += len(raw)
+
+
+def _problem(text: str | None, problem: str | None) -> str | None:
+    """Why a line cannot be embedded (as :func:`wacse_cli.io.read_sentences` judges it), or None."""
+    if problem is None and not text.strip():
+        return "empty line"
+    return problem
+
+
+@dataclass
+class SentenceFile:
+    """A file of one sentence per line, checked and counted, and read again in chunks on demand.
+
+    Standard input cannot be read twice, so it is first copied to a temporary file on disk.
+    """
+
+    name: str
+    handle: IO[bytes]
+    lines: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    def chunks(self, start: int, end: int, size: int = CHUNK_LINES) -> Iterator[list[str | None]]:
+        """Lines ``start+1 .. end`` (rows ``start:end``) in lists of at most ``size``; None for bad lines."""
+        chunk: list[str | None] = []
+        for number, text, problem in _stream_lines(self.handle):
+            if number > end:
+                break
+            if number <= start:
+                continue
+            chunk.append(None if _problem(text, problem) else text)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def skipped_in(self, start: int, end: int) -> int:
+        return sum(start < number <= end for number, _ in self.skipped)
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    if path == "-":
+        spool = tempfile.TemporaryFile()
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        return spool
+    try:
+        return open(path, "rb")
+    except OSError:
+        _read_bytes(path)  # raises the one-line error every reader gives (no such file, a folder, ...)
+        raise
+
+
+@contextlib.contextmanager
+def open_sentences(path: str, on_bad_line: str = "error") -> Iterator[SentenceFile]:
+    """Check every line of ``path`` ('-' for standard input) and count them, without keeping them."""
+    check_on_bad_line(on_bad_line)
+    with _open_binary(path) as handle:
+        text = SentenceFile(name=path, handle=handle)
+        for number, line, problem in _stream_lines(handle):
+            text.lines = number
+            problem = _problem(line, problem)
+            if problem:
+                _bad(path, number, problem, "remove or fill the line", on_bad_line, text.skipped)
+        if not text.lines:
+            raise InputError("the file has no lines", where=path, hint="pass a file with one sentence per line")
+        yield text
+
+
+# ----------------------------------------------------------------------------- writing .npy files in pieces
+
+
+@contextlib.contextmanager
+def npy_writer(path: str, shape: tuple[int, int], dtype: str) -> Iterator[Callable[[np.ndarray], None]]:
+    """Yield ``append(rows)``: the ``.npy`` header is written first, then rows as they come.
+
+    The result is an ordinary ``.npy`` (``np.load(path, mmap_mode="r")`` maps it without reading
+    it); through :func:`wacse_cli.io.atomic_output` it appears only once every row is written.
+    """
+    written = 0
+    with atomic_output(path, "wb") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+
+        def append(rows: np.ndarray) -> None:
+            nonlocal written
+            handle.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+            written += len(rows)
+
+        yield append
+        if written != shape[0]:
+            raise RuntimeError(f"wrote {written} rows of {shape[0]}")
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``: the third of four line ranges (ranges count from 0)."""
+    if text is None:
+        return 0, 1
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard must be I/N with 0 <= I < N, not '{text}'",
+                         hint="use 0/4, 1/4, 2/4 and 3/4 for four shards")
+    return i, n
+
+
+def shard_rows(lines: int, index: int, count: int) -> tuple[int, int]:
+    """Rows ``[start, end)`` of shard ``index`` of ``count``: equal ranges, the rest spread evenly."""
+    return lines * index // count, lines * (index + 1) // count
+
+
+def piece_path(output: str, index: int, count: int) -> str:
+    """Where shard ``index`` of ``count`` writes its rows: ``big.npy`` -> ``big.shard-2-of-4.npy``."""
+    stem = output.removesuffix(".npy")
+    return f"{stem}.shard-{index}-of-{count}.npy"
+
+
+@dataclass
+class EmbedSummary:
+    output: str
+    lines: int  # lines in the input
+    start: int  # first row written (row i is line i+1)
+    end: int  # one past the last row written
+    dimension: int
+    dtype: str
+    skipped: int  # bad lines in the range, written as zero rows
+
+
+def embed_file(
+    encoder: SentenceEncoder,
+    text: SentenceFile,
+    output: str,
+    *,
+    rows: tuple[int, int] | None = None,
+    dtype: str = "float32",
+    chunk_lines: int = CHUNK_LINES,
+    progress: bool = True,
+    **kwargs,
+) -> EmbedSummary:
+    """Embed rows ``[start, end)`` of an opened file into ``output`` chunk by chunk (zero rows for
+    skipped lines); ``kwargs`` go to :func:`encode` (batch_size, max_length, lang)."""
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype must be float32 or float16, not '{dtype}'")
+    start, end = rows or (0, text.lines)
+    skipped = text.skipped_in(start, end)
+    bar = tqdm(total=end - start - skipped, desc="embedding", unit="sent", disable=not progress, leave=False)
+    with bar, npy_writer(output, (end - start, encoder.hidden_size), dtype) as append:
+        for chunk in text.chunks(start, end, chunk_lines):
+            append(encode_lines(encoder, chunk, bar=bar, **kwargs))
+    return EmbedSummary(output, text.lines, start, end, encoder.hidden_size, dtype, skipped)
+
+
+def _load_piece(path: str, expected: tuple[int, int], lines: int) -> np.ndarray:
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such piece", hint="run every shard (--shard I/N) before --merge")
+    try:
+        piece = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a readable .npy file ({exc})", where=path, hint="run that shard again") from None
+    if piece.ndim != 2 or len(piece) != expected[1] - expected[0]:
+        raise InputError(
+            f"has {len(piece)} rows, but lines {expected[0] + 1}-{expected[1]} of a {lines}-line input need "
+            f"{expected[1] - expected[0]}",
+            where=path, hint="run that shard again on the same input",
+        )
+    return piece
+
+
+def merge_pieces(output: str, lines: int, count: int) -> EmbedSummary:
+    """Join the ``count`` pieces of ``output`` (see :func:`piece_path`) in input order, block by
+    block so memory stays small, then delete the pieces."""
+    paths = [piece_path(output, i, count) for i in range(count)]
+    pieces = [_load_piece(p, shard_rows(lines, i, count), lines) for i, p in enumerate(paths)]
+    first = pieces[0]
+    for path, piece in zip(paths, pieces):
+        if piece.shape[1] != first.shape[1] or piece.dtype != first.dtype:
+            raise InputError(
+                f"has {piece.shape[1]} {piece.dtype} columns, but {paths[0]} has {first.shape[1]} {first.dtype}",
+                where=path, hint="embed every shard with the same model and --dtype",
+            )
+    with npy_writer(output, (lines, first.shape[1]), first.dtype.name) as append:
+        for piece in pieces:
+            for block in range(0, len(piece), MERGE_ROWS):
+                append(piece[block:block + MERGE_ROWS])
+    for path in paths:
+        os.unlink(path)
+    return EmbedSummary(output, lines, 0, lines, int(first.shape[1]), first.dtype.name, 0)
+

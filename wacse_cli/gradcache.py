@@ -56,7 +56,7 @@ class WacseObjective:
     """TR + AWP + WTR on an encoder; ``gather`` lets distributed training widen TR's negatives."""
 
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
-                 symmetric: bool = True, autocast: bool = False, gather=None):
+                 symmetric: bool = True, autocast: torch.dtype | None = None, gather=None):
         self.encoder = encoder
         self.weights = weights
         self.temperature = temperature
@@ -66,8 +66,8 @@ class WacseObjective:
         self.mask_id = encoder.tokenizer.mask_token_id
 
     def _context(self):
-        if self.autocast and self.encoder.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.autocast is not None:
+            return torch.autocast(self.encoder.device.type, dtype=self.autocast)
         return contextlib.nullcontext()
 
     def encode_side(self, side: Side):

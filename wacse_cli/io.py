@@ -161,14 +161,18 @@ def iter_lines(path: str) -> Iterator[tuple[int, str | None, str | None]]:
         chunks.pop()
     offset = 0
     for number, raw in enumerate(chunks, start=1):
-        line = raw[:-1] if raw.endswith(b"\r") else raw
-        try:
-            yield number, line.decode("utf-8"), None
-        except UnicodeDecodeError as exc:
-            yield number, None, (
-                f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
-            )
+        yield (number, *decode_line(raw, offset))
         offset += len(raw) + 1
+
+
+def decode_line(raw: bytes, offset: int) -> tuple[str | None, str | None]:
+    """``(text, problem)`` for one line without its ``\\n`` (a trailing ``\\r`` is dropped);
+    ``offset`` is the line's byte offset in the file, for the message about invalid UTF-8."""
+    line = raw[:-1] if raw.endswith(b"\r") else raw
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
 
 
 def _bad(path: str, line: int, reason: str, hint: str, on_bad_line: str, skipped: list) -> None:

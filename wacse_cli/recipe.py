@@ -51,7 +51,8 @@ class Recipe:
     model: str = "xlm-roberta-base"
     pooling: str = "cls"
     prefix: str = ""
-    max_length: int = 32
+    max_length: int = 32  # training inputs are truncated to this (the paper: 32)
+    eval_max_length: int = 128  # dev evaluation and the saved model read this far
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.1  # share of the steps spent warming the learning rate up
@@ -68,6 +69,7 @@ class Recipe:
     eval_interval: int = 2000
     seed: int = 42
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast where the GPU or CPU runs it fast; fp32; bf16
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

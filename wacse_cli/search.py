@@ -1,7 +1,10 @@
 """Exact nearest neighbours, LASER's ratio margin, and bitext mining.
 
-All scores are cosines of unit vectors, computed tile by tile in float32 so memory stays bounded
-by the tile size rather than by ``queries x corpus``.
+All scores are cosines of unit vectors. Exact search runs tile by tile in float32 (matrix
+products and a top-k per tile), so memory stays bounded by the tile size rather than by
+``queries x corpus``; the neighbours found, exactly or by an approximate FAISS index
+(:mod:`wacse_cli.index`), are then rescored in float64 before anything is ranked or compared with
+a margin threshold.
 
 Ratio margin (Artetxe & Schwenk 2019), with k neighbours in both directions::
 
@@ -45,10 +48,21 @@ def topk_cosine(queries: np.ndarray, corpus: np.ndarray, k: int, *, device="cpu"
     return scores, indices
 
 
-def knn_mean(x: np.ndarray, y: np.ndarray, k: int, **kwargs) -> np.ndarray:
-    """Mean cosine of each row of x to its k nearest rows of y."""
-    scores, _ = topk_cosine(x, y, k, **kwargs)
-    return scores.mean(axis=1) if scores.shape[1] else np.zeros(len(x), dtype=np.float32)
+class Exact:
+    """Exact top-k cosine over a fixed set of unit vectors: the default neighbour finder.
+
+    Anything with ``vectors``, ``kind`` and ``topk(queries, k)`` can stand in for it, such as the
+    FAISS indexes of :mod:`wacse_cli.index`; the callers below rescore whatever it finds exactly.
+    """
+
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray, device="cpu"):
+        self.vectors = vectors
+        self.device = device
+
+    def topk(self, queries: np.ndarray, k: int):
+        return topk_cosine(queries, self.vectors, k, device=self.device)
 
 
 def margin(cos: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray) -> np.ndarray:
@@ -56,24 +70,56 @@ def margin(cos: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray) -> np.ndarra
     return cos / ((x_mean + y_mean) / 2)
 
 
-def pair_cosines(x: np.ndarray, y: np.ndarray, x_idx: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-    """cos(x[x_idx[i]], y[y_idx[i]]) in float64, for exact rescoring of candidates."""
-    a, b = x[x_idx].astype(np.float64), y[y_idx].astype(np.float64)
-    return (a * b).sum(-1)
+def pair_cosines(x: np.ndarray, y: np.ndarray, x_idx: np.ndarray, y_idx: np.ndarray, *,
+                 block: int = 1 << 16) -> np.ndarray:
+    """cos(x[x_idx[i]], y[y_idx[i]]) in float64, for exact rescoring of candidates.
+
+    Block by block, so that millions of candidate pairs never need a float64 copy of each side.
+    """
+    out = np.empty(len(x_idx), dtype=np.float64)
+    for start in range(0, len(x_idx), block):
+        a = x[x_idx[start:start + block]].astype(np.float64)
+        b = y[y_idx[start:start + block]].astype(np.float64)
+        out[start:start + block] = np.einsum("ij,ij->i", a, b)
+    return out
 
 
-def search(queries: np.ndarray, corpus: np.ndarray, k: int, *, score: str = "cosine", neighbours: int = 4, device="cpu"):
-    """Top-k corpus rows per query by cosine or by ratio margin; returns (scores, indices)."""
+def rescored_topk(queries: np.ndarray, index, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosines, indices) of the k nearest rows of ``index.vectors`` per query, best first.
+
+    Whatever the index finds (exactly, or approximately with FAISS) is rescored in float64 and
+    ranked again, ties going to the lower index, so every index gives the same scores for the
+    same candidates and ratio margins near a threshold such as 1.09 are not blurred by rounding.
+    """
+    _, idx = index.topk(queries, k)
+    rows = np.repeat(np.arange(len(queries)), idx.shape[1])
+    cos = pair_cosines(queries, index.vectors, rows, idx.ravel()).reshape(idx.shape)
+    order = np.lexsort((idx, -cos), axis=-1)
+    return np.take_along_axis(cos, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _mean(cos: np.ndarray, k: int) -> np.ndarray:
+    return cos[:, :k].mean(axis=1) if cos.shape[1] else np.zeros(len(cos))
+
+
+def search(queries: np.ndarray, corpus: np.ndarray, k: int, *, score: str = "cosine", neighbours: int = 4, device="cpu",
+           corpus_index=None, query_index=None):
+    """Top-k corpus rows per query by cosine or by ratio margin; returns (scores, indices).
+
+    Candidates come from ``corpus_index`` (exact by default); for the margin, the neighbourhoods
+    of the candidate corpus rows among the queries come from ``query_index`` (exact by default).
+    """
+    corpus_index = Exact(corpus, device) if corpus_index is None else corpus_index
     if score == "cosine":
-        return topk_cosine(queries, corpus, k, device=device)
-    candidates = max(k, neighbours)
-    _, cand = topk_cosine(queries, corpus, candidates, device=device)
-    q_mean = knn_mean(queries, corpus, neighbours, device=device)
-    c_mean = knn_mean(corpus, queries, neighbours, device=device)
-    rows = np.repeat(np.arange(len(queries)), cand.shape[1])
-    cos = pair_cosines(queries, corpus, rows, cand.ravel()).reshape(cand.shape)
+        return rescored_topk(queries, corpus_index, k)
+    query_index = Exact(queries, device) if query_index is None else query_index
+    cos, cand = rescored_topk(queries, corpus_index, max(k, neighbours))
+    q_mean = _mean(cos, neighbours)
+    c_mean = np.zeros(len(corpus))
+    rows = np.unique(cand)  # only candidate rows need a neighbourhood
+    c_mean[rows] = _mean(rescored_topk(corpus[rows], query_index, neighbours)[0], neighbours)
     scores = margin(cos, q_mean[:, None], c_mean[cand])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    order = np.lexsort((cand, -scores), axis=-1)[:, :k]
     return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
 
 
@@ -84,19 +130,24 @@ class MinedPair:
     tgt: int
 
 
-def mine(src: np.ndarray, tgt: np.ndarray, *, k: int = 4, threshold: float | None = None, device="cpu") -> list[MinedPair]:
+def mine(src: np.ndarray, tgt: np.ndarray, *, k: int = 4, threshold: float | None = None, device="cpu",
+         src_index=None, tgt_index=None) -> list[MinedPair]:
     """LASER mining: the best margin candidate of every source and of every target sentence, merged,
-    sorted by score and accepted greedily so that each sentence is used at most once."""
+    sorted by score and accepted greedily so that each sentence is used at most once.
+
+    Neighbours come from ``tgt_index`` (for source rows) and ``src_index`` (for target rows), exact
+    by default; either way their cosines are rescored exactly (see :func:`rescored_topk`).
+    """
     if len(src) == 0 or len(tgt) == 0:
         return []
-    fwd_cos, fwd_idx = topk_cosine(src, tgt, k, device=device)
-    bwd_cos, bwd_idx = topk_cosine(tgt, src, k, device=device)
+    fwd_cos, fwd_idx = rescored_topk(src, Exact(tgt, device) if tgt_index is None else tgt_index, k)
+    bwd_cos, bwd_idx = rescored_topk(tgt, Exact(src, device) if src_index is None else src_index, k)
     src_mean, tgt_mean = fwd_cos.mean(1), bwd_cos.mean(1)
     candidates = []
-    for rows, idx, row_is_src in ((np.arange(len(src)), fwd_idx, True), (np.arange(len(tgt)), bwd_idx, False)):
-        flat_rows = np.repeat(rows, idx.shape[1])
-        s_idx, t_idx = (flat_rows, idx.ravel()) if row_is_src else (idx.ravel(), flat_rows)
-        scores = margin(pair_cosines(src, tgt, s_idx, t_idx), src_mean[s_idx], tgt_mean[t_idx]).reshape(idx.shape)
+    for cos, idx, row_is_src in ((fwd_cos, fwd_idx, True), (bwd_cos, bwd_idx, False)):
+        rows = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)
+        s_idx, t_idx = (rows, idx) if row_is_src else (idx, rows)
+        scores = margin(cos, src_mean[s_idx], tgt_mean[t_idx])
         best = scores.argmax(1)
         for r, b in enumerate(best):
             s, t = (r, int(idx[r, b])) if row_is_src else (int(idx[r, b]), r)

@@ -7,10 +7,14 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from .align import align
+from .demo import demo
 from .embed import embed
 from .eval import eval_app
 from .mine import mine
+from .push import push
 from .search import search
+from .train import train
 
 app = typer.Typer(
     name="wacse",
@@ -41,6 +45,10 @@ def _root(
 app.command("embed")(embed)
 app.command("search")(search)
 app.command("mine")(mine)
+app.command("align")(align)
+app.command("push")(push)
+app.command("train")(train)
+app.command("demo")(demo)
 app.add_typer(eval_app, name="eval")
 
 

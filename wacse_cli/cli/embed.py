@@ -1,13 +1,19 @@
 """``wacse embed``: sentences to an .npy matrix of unit vectors, in input order."""
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from . import options as opt
 from .common import echo_json, load_model, note, report_errors
+
+Shard = Annotated[Optional[str], typer.Option(
+    help="I/N: embed only the I-th of N equal line ranges (I counts from 0) into a piece beside the output "
+         "(big.npy -> big.shard-I-of-N.npy); run the N shards in parallel (one per GPU or process), then --merge N.")]
+Merge = Annotated[Optional[int], typer.Option(
+    help="N: join the N pieces written by --shard I/N into OUTPUT in input order, then delete them (no model needed).")]
 
 
 @report_errors
@@ -22,27 +28,47 @@ def embed(
     device: opt.Device = "auto",
     lang: opt.Lang = None,
     dtype: Annotated[str, typer.Option(help="float32 or float16.")] = "float32",
+    shard: Shard = None,
+    merge: Merge = None,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
 ) -> None:
-    """Embed sentences into L2-normalised vectors (.npy, row i = line i)."""
-    from ..embed import encode_lines
+    """Embed sentences into L2-normalised vectors (.npy, row i = line i), reading the file as a stream."""
+    from ..embed import DTYPES, embed_file, merge_pieces, open_sentences, parse_shard, piece_path, shard_rows
     from ..errors import UsageError
-    from ..io import atomic_output, read_sentences
 
-    if dtype not in ("float32", "float16"):
+    if dtype not in DTYPES:
         raise UsageError(f"--dtype must be float32 or float16, not '{dtype}'")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
-    text = read_sentences(sentences, on_bad_line)
-    encoder = load_model(model, pooling, prefix, max_length, device)
-    vectors = encode_lines(encoder, text.lines, batch_size=batch_size, max_length=max_length, lang=lang)
-    with atomic_output(output, "wb") as handle:
-        np.save(handle, vectors.astype(dtype))
-    summary = {"output": output, "sentences": len(text.lines), "dimension": int(vectors.shape[1]),
-               "dtype": dtype, "skipped": len(text.skipped)}
-    if json_out and output != "-":
-        echo_json(summary)
-    else:
-        skipped = f", {len(text.skipped)} skipped (zero rows)" if text.skipped else ""
-        note(f"embedded {len(text.lines)} sentences ({vectors.shape[1]} dimensions{skipped}) -> {output}")
+    if shard is not None and merge is not None:
+        raise UsageError("pass either --shard or --merge, not both", hint="embed the shards first, then merge them")
+    if (shard is not None or merge is not None) and "-" in (sentences, output):
+        raise UsageError("--shard and --merge need an input file and an output file, not standard input or output")
+    if merge is not None:
+        if merge < 1:
+            raise UsageError(f"--merge must be at least 1, not {merge}")
+        with open_sentences(sentences, "skip") as text:  # only the line count is needed
+            summary = merge_pieces(output, text.lines, merge)
+        _report(summary, json_out, f"merged {merge} pieces: {summary.lines} rows")
+        return
+    index, count = parse_shard(shard)
+    target = piece_path(output, index, count) if shard is not None else output
+    with open_sentences(sentences, on_bad_line) as text:  # every line is checked before the model loads
+        encoder = load_model(model, pooling, prefix, max_length, device)
+        summary = embed_file(encoder, text, target, rows=shard_rows(text.lines, index, count), dtype=dtype,
+                             batch_size=batch_size, max_length=max_length, lang=lang)
+    what = f"{summary.lines} sentences"
+    if shard is not None:
+        what = f"lines {summary.start + 1}-{summary.end} of {summary.lines}"
+    _report(summary, json_out, f"embedded {what}")
+    if shard is not None and not json_out:
+        note(f"when all {count} shards are done: wacse embed {sentences} -o {output} --merge {count}")
+
+
+def _report(summary, json_out: bool, what: str) -> None:
+    if json_out and summary.output != "-":
+        echo_json({**asdict(summary), "sentences": summary.end - summary.start})
+        return
+    skipped = f", {summary.skipped} skipped (zero rows)" if summary.skipped else ""
+    note(f"{what} ({summary.dimension} dimensions{skipped}) -> {summary.output}")

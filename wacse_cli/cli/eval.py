@@ -29,14 +29,20 @@ def retrieval(
     device: opt.Device = "auto",
     langs: opt.Langs = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write MTEB-shaped results JSON here.")] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Also store the results in the --model folder, for its model card.")
+    ] = False,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
 ) -> None:
     """Tatoeba-style P@1: each sentence retrieves the most cosine-similar one of the other side."""
     from ..evaluate import dominant_script, mteb_subset, retrieval_accuracy
     from ..embed import encode
+    from ..hub import check_recordable, record_eval_results
     from ..io import iso639_3, read_parallel
 
+    if record:
+        check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
     texts = [read_parallel(f, langs=langs, on_bad_line=on_bad_line) for f in files]
     encoder = load_model(model, pooling, prefix, max_length, device)
     started = time.time()
@@ -65,6 +71,8 @@ def retrieval(
     }
     if output:
         _write_json(output, result)
+    if record:
+        record_eval_results(model, result)
     if json_out:
         echo_json(result)
         return
@@ -162,3 +170,32 @@ def sts(
         echo_json({"spearman": value, "pairs": len(gold)})
         return
     typer.echo(f"spearman\t{value:.2f}")
+
+
+@eval_app.command("align")
+@report_errors
+def align_links(
+    predicted: Annotated[str, typer.Argument(help="Predicted links: Pharaoh i-j lines, or wacse align --format jsonl.")],
+    gold: Annotated[str, typer.Option(
+        "--gold", help="Gold links: Pharaoh i-j (sure) and ipj (possible) lines, or src<TAB>tgt<TAB>links lines.")],
+    gold_one_index: Annotated[bool, typer.Option("--gold-one-index", help="Gold word indices start at 1.")] = False,
+    json_out: opt.Json = False,
+) -> None:
+    """Precision, recall, F1 and alignment error rate (AER) of word alignments against gold links."""
+    from ..align.store import read_links
+    from ..errors import InputError
+    from ..evaluate import alignment_scores
+
+    pred_rows, gold_rows = read_links(predicted), read_links(gold, one_index=gold_one_index)
+    if len(pred_rows) != len(gold_rows):
+        raise InputError(f"has {len(pred_rows)} lines but {gold} has {len(gold_rows)}", where=predicted,
+                         hint="line i of both files must be the same sentence pair")
+    links = {(n, i, j) for n, (sure, possible) in enumerate(pred_rows) for i, j in sure | possible}
+    sure = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row[0]}
+    possible = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row[1]}
+    result = alignment_scores(links, sure, possible)
+    if json_out:
+        echo_json({**result, "lines": len(gold_rows)})
+        return
+    typer.echo(f"precision\t{result['precision']:.4f}\nrecall\t{result['recall']:.4f}\n"
+               f"f1\t{result['f1']:.4f}\naer\t{result['aer']:.4f}")

@@ -7,6 +7,7 @@ import typer
 
 from . import options as opt
 from .common import echo_json, load_model, note, report_errors
+from .search import EfSearch, Index, Nprobe, indexed
 
 
 @report_errors
@@ -15,6 +16,9 @@ def mine(
     target: Annotated[str, typer.Argument(help="Target sentences, one per line.")],
     threshold: Annotated[Optional[float], typer.Option(help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
     neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin, in both directions.")] = 4,
+    index: Index = "auto",
+    nprobe: Nprobe = 32,
+    ef_search: EfSearch = 64,
     output: opt.Output = "-",
     model: opt.Model = None,
     pooling: opt.Pooling = None,
@@ -24,18 +28,20 @@ def mine(
     device: opt.Device = "auto",
     src_lang: Annotated[Optional[str], typer.Option(help="Source language, for a language embedding.")] = None,
     tgt_lang: Annotated[Optional[str], typer.Option(help="Target language, for a language embedding.")] = None,
-    cache: Annotated[bool, typer.Option(help="Reuse cached embeddings.")] = True,
+    cache: Annotated[bool, typer.Option(help="Reuse cached embeddings and indexes.")] = True,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
 ) -> None:
     """Print score, source and target (tab-separated) for mined pairs, best first."""
     from ..embed import cached_encode
     from ..errors import UsageError
+    from ..index import check_index, choose_index
     from ..io import atomic_output, read_sentences
     from ..search import mine as run_mine
 
     if neighbours < 1:
         raise UsageError(f"-k must be at least 1, not {neighbours}")
+    check_index(index, nprobe, ef_search)
     src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
     encoder = load_model(model, pooling, prefix, max_length, device)
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
@@ -43,12 +49,23 @@ def mine(
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)
     s_rows = [i for i, line in enumerate(src_text.lines) if line is not None]
     t_rows = [i for i, line in enumerate(tgt_text.lines) if line is not None]
-    pairs = run_mine(src_vecs[s_rows], tgt_vecs[t_rows], k=neighbours, threshold=threshold, device=encoder.device)
+    src_vecs, tgt_vecs = src_vecs[s_rows], tgt_vecs[t_rows]
+    kind, advice = choose_index(index, 2 * len(s_rows) * len(t_rows), encoder.device)
+    if advice:
+        note(advice)
+    ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device, "max_length": max_length, "cache": cache}
+    tgt_index, to_tgt = indexed(encoder, model, tgt_text.lines, tgt_vecs, src_vecs, neighbours, kind,
+                                "source -> target", lang=tgt_lang, **ikw)
+    src_index, to_src = indexed(encoder, model, src_text.lines, src_vecs, tgt_vecs, neighbours, kind,
+                                "target -> source", lang=src_lang, **ikw)
+    pairs = run_mine(src_vecs, tgt_vecs, k=neighbours, threshold=threshold, device=encoder.device,
+                     src_index=src_index, tgt_index=tgt_index)
     rows = [(p.score, src_text.lines[s_rows[p.src]], tgt_text.lines[t_rows[p.tgt]], s_rows[p.src], t_rows[p.tgt])
             for p in pairs]
     if json_out:
-        echo_json([{"score": s, "source": a, "target": b, "source_line": i + 1, "target_line": j + 1}
-                   for s, a, b, i, j in rows])
+        echo_json({"index": {"source_to_target": to_tgt, "target_to_source": to_src}, "pairs": [
+            {"score": s, "source": a, "target": b, "source_line": i + 1, "target_line": j + 1} for s, a, b, i, j in rows
+        ]})
         return
     with atomic_output(output) as handle:
         for s, a, b, _, _ in rows:

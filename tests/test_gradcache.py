@@ -7,6 +7,7 @@ from wacse_cli.data import Example, encode_examples, make_batch
 from wacse_cli.gradcache import RandomState, WacseObjective, train_step
 from wacse_cli.model import load_encoder
 from wacse_cli.recipe import Losses
+from wacse_cli.rtl import RtlDecoder
 
 from .conftest import demo_pairs
 
@@ -28,10 +29,19 @@ def setup(tiny_model):
     return encoder, batch
 
 
-def gradients(encoder, batch, weights: Losses, chunk_size: int) -> dict[str, torch.Tensor]:
+def gradients(encoder, batch, weights: Losses, chunk_size: int, decoder=None) -> dict[str, torch.Tensor]:
+    """The gradients of the encoder's parameters (and of the RTL decoder's, named rtl.*)."""
     encoder.zero_grad(set_to_none=True)
-    train_step(WacseObjective(encoder, weights), batch, chunk_size)
-    return {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+    named = list(encoder.named_parameters()) + (list(decoder.named_parameters("rtl")) if decoder else [])
+    if decoder is not None:
+        decoder.zero_grad(set_to_none=True)
+    train_step(WacseObjective(encoder, weights, decoder=decoder), batch, chunk_size)
+    return {n: p.grad.clone() for n, p in named if p.grad is not None}
+
+
+@pytest.fixture(scope="module")
+def decoder(setup):
+    return RtlDecoder.from_encoder(setup[0])
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 5])
@@ -43,6 +53,32 @@ def test_gradcache_equals_the_full_batch(setup, chunk_size):
     assert full.keys() == chunked.keys() and len(full) > 10
     for name in full:
         torch.testing.assert_close(chunked[name], full[name], rtol=1e-6, atol=1e-9, msg=name)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 5])
+def test_gradcache_equals_the_full_batch_with_rtl(setup, decoder, chunk_size):
+    encoder, batch = setup
+    weights = Losses(tr=0.8, awp=0.1, wtr=0.1, rtl=0.1)
+    full = gradients(encoder, batch, weights, len(batch), decoder)
+    chunked = gradients(encoder, batch, weights, chunk_size, decoder)
+    assert full.keys() == chunked.keys() and any(name.startswith("rtl.") for name in full)
+    for name in full:
+        torch.testing.assert_close(chunked[name], full[name], rtol=1e-6, atol=1e-9, msg=name)
+
+
+def test_rtl_at_weight_zero_leaves_the_other_gradients_unchanged(setup, decoder):
+    encoder, batch = setup
+    others = Losses(tr=0.8, awp=0.1, wtr=0.1, rtl=0.0)
+    without = gradients(encoder, batch, others, 3)
+    with_zero = gradients(encoder, batch, others, 3, decoder)
+    assert with_zero.keys() == without.keys()  # no decoder gradient at all
+    for name, grad in without.items():
+        torch.testing.assert_close(with_zero[name], grad, rtol=0, atol=0, msg=name)
+    only_rtl = gradients(encoder, batch, Losses(tr=0, awp=0, wtr=0, rtl=1.0), 3, decoder)
+    everything = gradients(encoder, batch, Losses(tr=0.8, awp=0.1, wtr=0.1, rtl=0.1), 3, decoder)
+    for name, grad in everything.items():
+        expected = without.get(name, 0) + 0.1 * only_rtl.get(name, 0)
+        torch.testing.assert_close(grad, expected + torch.zeros_like(grad), rtol=1e-6, atol=1e-9, msg=name)
 
 
 def test_a_zero_weight_removes_that_gradient(setup):

@@ -3,7 +3,10 @@ import pytest
 from wacse_cli.errors import InputError, UsageError
 from wacse_cli.io import (
     atomic_output,
+    is_multiway,
     langs_from_name,
+    read_bitexts,
+    read_multiway,
     read_parallel,
     read_scored_pairs,
     read_sentences,
@@ -53,12 +56,17 @@ def test_languages_from_name_or_option(tmp_path):
         (b"a\tb\nx\t \n", 2, "empty target side"),
         (b"a\tb\nok\t\xff\xfe\n", 2, "invalid UTF-8 at byte offset 7 of the file (byte 4 of the line)"),
         (b"no separator here\n", 1, "found neither a tab nor ' ||| '"),
+        (b"#langs en\nsun\n", 1, "the #langs header names 1 language(s)"),
+        (b"#langs en kk en\na\tb\tc\n", 1, "language 'en' appears twice in the #langs header"),
+        (b"#langs en kk\na\tb\tc\n", 2, "expected 2 tab-separated columns (one per header language), found 3"),
+        (b"#langs en kk ka\na\tb\tc\nsun\t\t\n", 3, "fewer than 2 non-empty cells"),
+        (b"#langs en kk\na\tb\n\n", 3, "empty line"),
     ],
 )
 def test_bad_lines_are_reported_with_file_and_line(tmp_path, content, line, message):
     path = write(tmp_path, "en-kk.tsv", content)
     with pytest.raises(InputError) as info:
-        read_parallel(path)
+        read_bitexts([path])  # read_parallel, or read_multiway for a file with a #langs header
     assert str(info.value).startswith(f"{path}:{line}: {message}")
     assert info.value.exit_code == 2
 
@@ -102,3 +110,26 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     with atomic_output(str(target)) as handle:
         handle.write("done")
     assert target.read_text() == "done" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_multiway_rows_with_empty_cells(tmp_path):
+    path = write(tmp_path, "three.tsv", "\ufeff#langs en kk ka\nsun\tкүн\tმზე\nmoon\t\tმთვარე\nstar\tжұлдыз\t \n".encode())
+    assert is_multiway(path) and not is_multiway(write(tmp_path, "en-kk.tsv", b"#x\ty\n"))
+    text = read_multiway(path)
+    assert text.langs == ["en", "kk", "ka"]
+    assert text.rows == [["sun", "күн", "მზე"], ["moon", None, "მთვარე"], ["star", "жұлдыз", None]]
+    pairs = {t.pair_name: t.pairs for t in text.language_pairs()}
+    assert pairs == {"en-kk": [("sun", "күн"), ("star", "жұлдыз")], "en-ka": [("sun", "მზე"), ("moon", "მთვარე")]}
+    assert [t.pair_name for t in read_bitexts([path])] == ["en-kk", "en-ka"]  # kk-ka shares one row only
+    with pytest.raises(UsageError, match="--langs does not apply"):
+        read_bitexts([path], langs="en,kk")
+
+
+def test_multiway_header_is_required_and_checked(tmp_path):
+    with pytest.raises(InputError, match="headless.tsv:1: the first line must be a '#langs' header"):
+        read_multiway(write(tmp_path, "headless.tsv", b"en\tkk\nsun\tx\n"))
+    skipped = read_multiway(write(tmp_path, "multi.tsv", b"#langs en kk\na\tb\tc\nd\te\n"), "skip")
+    assert skipped.rows == [None, ["d", "e"]] and skipped.skipped[0][0] == 2
+    path = write(tmp_path, "multi.tsv", b"#langs en xq\na\tb\n")
+    with pytest.raises(UsageError, match=f"unknown language code 'xq' in {path}:1"):
+        read_multiway(path)

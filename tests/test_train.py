@@ -47,6 +47,30 @@ def test_resume_gives_identical_weights(tiny_model, data_files, tmp_path):
     assert all(r["word_pairs"] > 0 and r["awp"] > 0 and r["wtr"] > 0 for r in log)
 
 
+def test_resume_with_rtl_is_exact_and_the_decoder_stays_out_of_the_model(tiny_model, data_files, tmp_path):
+    recipe = small_recipe(tiny_model, "losses.rtl=0.1", "losses.awp=0", "losses.wtr=0", "steps=4", "eval_interval=2")
+    Trainer(recipe, tmp_path / "straight", files=data_files, progress=False).run()
+    Trainer(recipe, tmp_path / "resumed", files=data_files, progress=False, stop_after=2).run()
+    Trainer(recipe, tmp_path / "resumed", files=data_files, progress=False, resume=True).run()
+    a, b = (load_checkpoint(checkpoint_dir(tmp_path / run, 4)) for run in ("straight", "resumed"))
+    assert a["rtl"].keys() == b["rtl"].keys() and len(a["rtl"]) > 10
+    for part in ("model", "rtl"):
+        for name in a[part]:
+            torch.testing.assert_close(a[part][name], b[part][name], rtol=0, atol=0, msg=f"{part}.{name}")
+    log = [json.loads(line) for line in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
+    assert all(r["rtl"] > 0 and r["awp"] == 0 for r in log)
+
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    out = tmp_path / "straight"
+    with safe_open(str(out / "model.safetensors"), "pt") as saved:
+        names = set(saved.keys())
+    assert names <= set(AutoModel.from_pretrained(out).state_dict())  # the backbone alone: no decoder, no MLM head
+    assert not list(out.glob("*rtl*")) and not list(out.glob("*mlm*"))
+    assert json.loads((out / "wacse.json").read_text())["training"]["losses"]["rtl"] == 0.1
+
+
 def test_output_loads_in_transformers_and_sentence_transformers(tiny_model, data_files, tmp_path, cli):
     out = tmp_path / "run"
     result = cli("train", *data_files, "--recipe", "demo", "-m", tiny_model, "-o", out,

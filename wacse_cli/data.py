@@ -3,6 +3,9 @@
 Each sentence is tokenised once (with the model's prefix, truncated to the recipe's max length);
 each token knows which word it belongs to. At every step each pair draws one of its aligned word
 pairs (x_j, y_k) at random; that pair drives AWP and WTR in both directions.
+
+Multi-way rows (the same sentence in several languages) become one padded side of all their present
+cells, with each cell's place in the (rows, languages) grid.
 """
 from __future__ import annotations
 
@@ -180,6 +183,64 @@ class BatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.position = state["epoch"], state["position"]
+
+
+# ----------------------------------------------------------------------------- multi-way rows
+
+
+@dataclass
+class EncodedRow:
+    """One multi-way row: a tokenised sentence per language column (None: absent), and each
+    column's index in the model's language list."""
+
+    cells: list[Encoded | None]
+    langs: list[int]
+
+
+def encode_rows(rows: list[list[str | None]], columns: list[str], tokenizer, prefix: str, max_length: int,
+                languages: list[str]) -> list[EncodedRow]:
+    """Every present cell tokenised once (without word indices: no word-level loss on these rows)."""
+    lang_ids = [_lang_index(languages, lang) for lang in columns]
+
+    def encode(text: str | None, lang: str) -> Encoded | None:
+        return None if text is None else encode_sentence(tokenizer, text, prefix, max_length, lang, with_words=False)
+
+    return [EncodedRow([encode(text, lang) for text, lang in zip(row, columns)], lang_ids) for row in rows]
+
+
+@dataclass
+class MultiwayBatch:
+    """The present cells of N rows x L languages, row by row, as one padded side; ``row`` and
+    ``column`` place each cell in the (N, L) grid."""
+
+    cells: Side
+    row: torch.Tensor  # (C,)
+    column: torch.Tensor  # (C,)
+    shape: tuple[int, int]  # (N, L)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def present(self) -> torch.Tensor:
+        """(N, L), True where a cell exists."""
+        grid = torch.zeros(self.shape, dtype=torch.bool, device=self.row.device)
+        grid[self.row, self.column] = True
+        return grid
+
+    def chunk(self, start: int, stop: int) -> Side:
+        """Cells start..stop-1, trimmed to their own longest sentence."""
+        return _slice_side(self.cells, start, stop)
+
+    def to(self, device) -> "MultiwayBatch":
+        return MultiwayBatch(self.cells.to(device), self.row.to(device), self.column.to(device), self.shape)
+
+
+def make_multiway_batch(rows: list[EncodedRow], pad_id: int) -> MultiwayBatch:
+    placed = [(r, c, cell, row.langs[c]) for r, row in enumerate(rows) for c, cell in enumerate(row.cells)
+              if cell is not None]
+    side = _pad_side([p[2] for p in placed], [p[3] for p in placed], pad_id)
+    place = [torch.tensor([p[k] for p in placed], dtype=torch.long) for k in (0, 1)]
+    return MultiwayBatch(side, place[0], place[1], (len(rows), len(rows[0].cells)))
 
 
 # ----------------------------------------------------------------------------- word vectors

@@ -4,6 +4,10 @@ A tiny XLM-R-shaped model is built (once; it is kept in the cache) from the bund
 (English paired with Kazakh, Georgian, Javanese and Tagalog), its own word alignments are taken
 with the embedding aligner, and it is trained with TR + AWP + WTR. The demo prints dev P@1 before
 and after, and word pairs that the trained model aligns on dev sentences.
+
+``--recipe multiway-demo`` trains the same tiny model on ``multiway.tsv`` (the sample joined on its
+English side into rows in five languages) with TR between every pair of languages, and prints dev
+P@1 for every pair, non-English pairs included.
 """
 from __future__ import annotations
 
@@ -14,11 +18,25 @@ from .paths import cache_dir
 
 DEMO_LANGS = ("kk", "ka", "jv", "tl")
 DEMO_MODEL = "demo-tiny-v1"
+DEMO_RECIPES = ("demo", "multiway-demo")
 
 
 def demo_files() -> list[str]:
     folder = Path(__file__).with_name("demo")
     return [str(folder / f"en-{lang}.tsv") for lang in DEMO_LANGS]
+
+
+def is_multiway_demo(recipe_name: str) -> bool:
+    """Whether ``recipe_name`` is the multi-way demo; an error for anything but the two demo recipes."""
+    from .errors import UsageError
+
+    if recipe_name not in DEMO_RECIPES:
+        raise UsageError(f"wacse demo has no recipe '{recipe_name}'", hint=f"choose {' or '.join(DEMO_RECIPES)}")
+    return recipe_name == "multiway-demo"
+
+
+def multiway_demo_file() -> str:
+    return str(Path(__file__).with_name("demo") / "multiway.tsv")
 
 
 def demo_model() -> str:
@@ -34,16 +52,17 @@ def demo_model() -> str:
 
 
 def run_demo(output: str | None = None, model: str | None = None, overrides: list[str] | None = None,
-             progress: bool = True):
-    """Train on the bundled sample; returns (TrainResult, example word pairs)."""
+             progress: bool = True, recipe_name: str = "demo"):
+    """Train on the bundled sample; returns (TrainResult, example word pairs: none for multi-way)."""
     from .recipe import load_recipe
     from .train import Trainer
 
+    multiway = is_multiway_demo(recipe_name)
     model = model or demo_model()
-    recipe = load_recipe("demo", [f'model="{_escape(model)}"', *(overrides or [])])
+    recipe = load_recipe(recipe_name, [f'model="{_escape(model)}"', *(overrides or [])])
     out = output or str(cache_dir("demo") / time.strftime("run-%Y%m%d-%H%M%S"))
-    result = Trainer(recipe, out, files=demo_files(), progress=progress).run()
-    return result, example_alignments(out, recipe.align.threshold)
+    result = Trainer(recipe, out, files=[multiway_demo_file()] if multiway else demo_files(), progress=progress).run()
+    return result, [] if multiway else example_alignments(out, recipe.align.threshold)
 
 
 def example_alignments(model_folder: str, threshold: float, per_language: int = 2) -> list[str]:

@@ -166,6 +166,31 @@ def mteb_subset(pair_name: str, langs_with_scripts: list[str], scores: dict[str,
     }
 
 
+def bitext_retrieval(encoder, texts: list, *, batch_size: int = 64, max_length: int | None = None,
+                     progress: bool = True) -> list[dict]:
+    """``wacse eval retrieval``'s subsets: P@1 both directions for each ParallelText, MTEB-shaped."""
+    from .embed import encode
+    from .io import iso639_3
+
+    subsets = []
+    for text in texts:
+        pairs = [text.pairs[i] for i in text.kept()]
+        kw = {"batch_size": batch_size, "max_length": max_length, "progress": progress}
+        src, tgt = (encode(encoder, [p[side] for p in pairs], lang=_model_lang(encoder, text.langs[side]),
+                           desc=f"{text.pair_name} {name}", **kw) for side, name in ((0, "src"), (1, "tgt")))
+        scores = retrieval_accuracy(src, tgt, device=encoder.device)
+        languages = [f"{iso639_3(text.src_lang)}-{dominant_script([p[0] for p in pairs])}",
+                     f"{iso639_3(text.tgt_lang)}-{dominant_script([p[1] for p in pairs])}"]
+        subsets.append({**mteb_subset(text.pair_name, languages, scores, len(pairs)), "file": text.name,
+                        "skipped": len(text.skipped)})
+    return subsets
+
+
+def _model_lang(encoder, code: str) -> str | None:
+    """The language to embed with: only when the model has an embedding for it."""
+    return code if encoder.lang_embedding is not None and code in encoder.settings.languages else None
+
+
 
 # ----------------------------------------------------------------------------- word alignment
 

@@ -6,8 +6,12 @@ accumulation would shrink the negatives to a micro-batch. GradCache (Gao et al. 
 1. forward every chunk without gradients and keep only the sentence vectors;
 2. compute TR on all the vectors and back-propagate it to the vectors alone;
 3. forward each chunk again with gradients, replaying the dropout randomness of step 1, and
-   back-propagate ``sum(vectors * cached_gradient)`` plus the chunk's own AWP and WTR terms
+   back-propagate ``sum(vectors * cached_gradient)`` plus the chunk's own AWP, WTR and RTL terms
    (those only involve one sentence pair, so they need no cache).
+
+Multi-way rows work the same way with sentences in place of pairs: pass 1 encodes every present
+cell, the loss over every pair of languages is taken on the cached (rows, languages, d) grid, and
+pass 2 replays each chunk of cells.
 
 Memory grows with the chunk size, not the batch size; the gradients equal those of one full-batch
 step. When one chunk holds the whole batch, the plain single pass is used.
@@ -21,9 +25,10 @@ import torch
 from torch import Tensor
 
 from . import losses as L
-from .data import Batch, Side, masked_word_inputs, word_vectors
+from .data import Batch, MultiwayBatch, Side, masked_word_inputs, word_vectors
 from .model import SentenceEncoder
 from .recipe import Losses
+from .rtl import RtlDecoder, rtl_logits
 
 
 @dataclass
@@ -33,6 +38,7 @@ class StepLosses:
     awp: float
     wtr: float
     word_pairs: int
+    rtl: float = 0.0
 
 
 class RandomState:
@@ -53,10 +59,15 @@ class RandomState:
 
 
 class WacseObjective:
-    """TR + AWP + WTR on an encoder; ``gather`` lets distributed training widen TR's negatives."""
+    """TR + AWP + WTR (+ RTL) on an encoder; ``gather`` lets distributed training widen TR's negatives.
+
+    The RTL decoder belongs here, not to the encoder: a copy of the encoder's last layers made when
+    ``weights.rtl`` is on (or ``decoder`` given), trained alongside it and never exported.
+    """
 
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
-                 symmetric: bool = True, autocast: torch.dtype | None = None, gather=None):
+                 symmetric: bool = True, autocast: torch.dtype | None = None, gather=None,
+                 decoder: RtlDecoder | None = None, rtl_both_directions: bool = True):
         self.encoder = encoder
         self.weights = weights
         self.temperature = temperature
@@ -64,6 +75,8 @@ class WacseObjective:
         self.autocast = autocast
         self.gather = gather or (lambda x, y: (x, y))
         self.mask_id = encoder.tokenizer.mask_token_id
+        self.decoder = decoder if decoder is not None or not weights.rtl else RtlDecoder.from_encoder(encoder)
+        self.rtl_both_directions = rtl_both_directions
 
     def _context(self):
         if self.autocast is not None:
@@ -104,17 +117,39 @@ class WacseObjective:
             device = self.encoder.device
             with self._context():
                 states = self.encoder.token_states(ids, side.mask[p.rows], lang)
-                logits = self.encoder.mlm_logits(states[positions[:, 0].to(device), positions[:, 1].to(device)])
+            # outside autocast: casting the vocabulary-sized decoder to bf16 on every call costs more than it saves
+            logits = self.encoder.mlm_logits(L.full_precision(states[positions[:, 0].to(device), positions[:, 1].to(device)]))
             terms.append(L.aligned_word_prediction(logits, targets.to(device), pair_index.to(device), len(p.rows),
                                                    normalizer))
         return sum(terms) if terms else torch.zeros((), device=self.encoder.device)
 
-    def local(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> tuple[Tensor, Tensor]:
-        """(weighted AWP, weighted WTR) of one chunk, normalised by the whole batch's 2N word pairs."""
+    def rtl(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> Tensor:
+        """X's token states reconstruct Y's tokens (and, with both directions, Y's reconstruct X's)."""
+        directions = [(x_states, batch.x, batch.y), (y_states, batch.y, batch.x)][:2 if self.rtl_both_directions else 1]
+        terms = [L.representation_translation(*rtl_logits(self.decoder, self.encoder, states, source, target,
+                                                             self._context()), normalizer)
+                 for states, source, target in directions]
+        return sum(terms)
+
+    def rtl_tokens(self, batch: Batch) -> int:
+        """RTL's normalizer: the target tokens the whole batch predicts (CLS and padding excluded)."""
+        targets = [batch.y, batch.x] if self.rtl_both_directions else [batch.y]
+        return max(sum(int(side.mask[:, 1:].sum()) for side in targets), 1)
+
+    def local(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float,
+              tokens: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+        """(weighted AWP, WTR, RTL) of one chunk: AWP and WTR normalised by the whole batch's 2N word
+        pairs, RTL by the whole batch's ``tokens`` target tokens."""
         zero = torch.zeros((), device=self.encoder.device)
         awp = self.weights.awp * self.awp(batch, normalizer) if self.weights.awp and len(batch.pairs.rows) else zero
         wtr = self.weights.wtr * self.wtr(batch, x_states, y_states, normalizer) if self.weights.wtr and len(batch.pairs.rows) else zero
-        return awp, wtr
+        rtl = self.weights.rtl * self.rtl(batch, x_states, y_states, tokens) if self.weights.rtl else zero
+        return awp, wtr, rtl
+
+    def multiway(self, batch: MultiwayBatch, vectors: Tensor) -> Tensor:
+        """The multi-way loss on the cells' vectors (C, d), placed into the (N, L, d) grid."""
+        grid = vectors.new_zeros((*batch.shape, vectors.shape[-1])).index_put((batch.row, batch.column), vectors)
+        return L.multiway_ranking(grid, batch.present(), self.temperature, self.symmetric)
 
 
 def _cuda_devices(encoder: SentenceEncoder) -> list[int]:
@@ -126,16 +161,16 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
     """Accumulate the gradient of the whole batch's loss into the encoder's ``.grad``."""
     weights = objective.weights
     normalizer = 2 * max(len(batch.pairs.rows), 1)
-    n = len(batch)
-    bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+    tokens = objective.rtl_tokens(batch) if weights.rtl else 1
+    bounds = _bounds(len(batch), chunk_size)
     if len(bounds) == 1:
         x, x_states = objective.encode_side(batch.x)
         y, y_states = objective.encode_side(batch.y)
         tr = objective.tr(x, y) if weights.tr else torch.zeros((), device=x.device)
-        awp, wtr = objective.local(batch, x_states, y_states, normalizer)
-        total = weights.tr * tr + awp + wtr
+        awp, wtr, rtl = objective.local(batch, x_states, y_states, normalizer, tokens)
+        total = weights.tr * tr + awp + wtr + rtl
         total.backward()
-        return _report(total, tr, awp, wtr, weights, len(batch.pairs.rows))
+        return _report(float(total.detach()), float(tr.detach()), [awp, wtr, rtl], weights, len(batch.pairs.rows))
 
     chunks = [batch.chunk(s, e) for s, e in bounds]
     states, x_grads, y_grads = [], None, None
@@ -152,7 +187,7 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
         tr_value = objective.tr(x_all, y_all)
         (weights.tr * tr_value).backward()
         x_grads, y_grads = x_all.grad, y_all.grad
-    awp_sum, wtr_sum = 0.0, 0.0
+    sums = [0.0, 0.0, 0.0]  # weighted AWP, WTR, RTL
     for i, ((start, stop), chunk) in enumerate(zip(bounds, chunks)):
         replay = states[i].replay() if states else contextlib.nullcontext()
         with replay:
@@ -161,19 +196,46 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
             surrogate = torch.zeros((), device=x.device)
             if x_grads is not None:
                 surrogate = (x * x_grads[start:stop]).sum() + (y * y_grads[start:stop]).sum()
-            awp, wtr = objective.local(chunk, x_states, y_states, normalizer)
-            (surrogate + awp + wtr).backward()
-        awp_sum += float(awp.detach())
-        wtr_sum += float(wtr.detach())
-    total = weights.tr * float(tr_value.detach()) + awp_sum + wtr_sum
-    return StepLosses(total, float(tr_value.detach()), _unweighted(awp_sum, weights.awp),
-                      _unweighted(wtr_sum, weights.wtr), len(batch.pairs.rows))
+            terms = objective.local(chunk, x_states, y_states, normalizer, tokens)
+            (surrogate + sum(terms)).backward()
+        sums = [so_far + float(term.detach()) for so_far, term in zip(sums, terms)]
+    total = weights.tr * float(tr_value.detach()) + sum(sums)
+    return _report(total, float(tr_value.detach()), sums, weights, len(batch.pairs.rows))
+
+
+def multiway_step(objective: WacseObjective, batch: MultiwayBatch, chunk_size: int) -> StepLosses:
+    """Accumulate the gradient of ``tr`` x the multi-way loss; a chunk is ``chunk_size`` cells."""
+    weight = objective.weights.tr
+    bounds = _bounds(len(batch.cells), chunk_size)
+    if len(bounds) == 1:
+        loss = objective.multiway(batch, objective.encode_side(batch.cells)[0])
+        (weight * loss).backward()
+        return StepLosses(weight * float(loss.detach()), float(loss.detach()), 0.0, 0.0, 0)
+    states, parts = [], []
+    with torch.no_grad():
+        for start, stop in bounds:
+            states.append(RandomState(_cuda_devices(objective.encoder)))
+            parts.append(objective.encode_side(batch.chunk(start, stop))[0])
+    cached = torch.cat(parts).requires_grad_()
+    loss = objective.multiway(batch, cached)
+    (weight * loss).backward()
+    for (start, stop), state in zip(bounds, states):
+        with state.replay():
+            vectors, _ = objective.encode_side(batch.chunk(start, stop))
+            (vectors * cached.grad[start:stop]).sum().backward()
+    return StepLosses(weight * float(loss.detach()), float(loss.detach()), 0.0, 0.0, 0)
+
+
+def _bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
 def _unweighted(value: float, weight: float) -> float:
     return value / weight if weight else 0.0
 
 
-def _report(total, tr, awp, wtr, weights: Losses, pairs: int) -> StepLosses:
-    return StepLosses(float(total.detach()), float(tr.detach()), _unweighted(float(awp.detach()), weights.awp),
-                      _unweighted(float(wtr.detach()), weights.wtr), pairs)
+def _report(total: float, tr: float, weighted: list, weights: Losses, pairs: int) -> StepLosses:
+    """StepLosses from the weighted AWP, WTR and RTL terms (tensors or floats), reported unweighted."""
+    awp, wtr, rtl = (float(v.detach()) if isinstance(v, Tensor) else v for v in weighted)
+    return StepLosses(total, tr, _unweighted(awp, weights.awp), _unweighted(wtr, weights.wtr), pairs,
+                      _unweighted(rtl, weights.rtl))

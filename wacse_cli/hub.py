@@ -58,7 +58,7 @@ LICENSES = {  # used when the base model's own card is not available offline
 }
 WSPALIGN_LICENSE = "CC BY-NC-SA 4.0"
 LOSS_NAMES = {"tr": "translation ranking (TR)", "awp": "aligned word prediction (AWP)",
-              "wtr": "word translation ranking (WTR)"}
+              "wtr": "word translation ranking (WTR)", "rtl": "representation translation learning (RTL)"}
 TAGS = ["wacse", "sentence-transformers", "sentence-similarity", "feature-extraction", "cross-lingual",
         "bitext-mining", "word-alignment", "low-resource"]
 CITATION = """@misc{miao2024wacse,

@@ -419,3 +419,119 @@ def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple
     if len(pairs) < 2:
         raise InputError("needs at least 2 scored pairs", where=path, hint="add more lines")
     return pairs, scores
+
+
+# ----------------------------------------------------------------------------- multi-way parallel text
+
+MULTIWAY_HEADER = "#langs"
+
+
+@dataclass
+class MultiwayText:
+    """The same sentence in N languages per row, from a file whose first line is ``#langs en kk ka``.
+
+    ``rows[i]`` holds line i+2 (None where it was skipped); a cell is None where it was empty.
+    """
+
+    name: str
+    langs: list[str]
+    rows: list[list[str | None] | None]
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    def kept(self) -> list[int]:
+        """Indices of the rows that were not skipped."""
+        return [i for i, r in enumerate(self.rows) if r is not None]
+
+    def language_pairs(self, rows: list[int] | None = None, minimum: int = 2) -> list[ParallelText]:
+        """Every pair of languages (header order) as parallel text over ``rows`` (default: all kept)
+        where both cells exist; pairs with fewer than ``minimum`` such rows are left out."""
+        chosen = [self.rows[i] for i in (self.kept() if rows is None else rows)]
+        out = []
+        for a in range(len(self.langs)):
+            for b in range(a + 1, len(self.langs)):
+                pairs = [(r[a], r[b]) for r in chosen if r[a] is not None and r[b] is not None]
+                if len(pairs) >= minimum:
+                    out.append(ParallelText(self.name, self.langs[a], self.langs[b], pairs, list(self.skipped)))
+        return out
+
+
+def is_multiway(path: str) -> bool:
+    """Whether ``path`` starts with a ``#langs`` header line (after an optional BOM)."""
+    if path == "-":
+        return False
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        return False  # the reader that follows reports it
+    return first.removeprefix(b"\xef\xbb\xbf").split(maxsplit=1)[:1] == [MULTIWAY_HEADER.encode()]
+
+
+def _multiway_header(path: str, first: tuple[int, str | None, str | None] | None) -> list[str]:
+    if first is None:
+        raise InputError("the file has no lines", where=path,
+                         hint=f"start it with a header like '{MULTIWAY_HEADER} en kk ka'")
+    _, text, problem = first
+    parts = (text or "").split()
+    if problem or not parts or parts[0] != MULTIWAY_HEADER:
+        raise InputError(problem or f"the first line must be a '{MULTIWAY_HEADER}' header", where=where(path, 1),
+                         hint=f"start the file with a line like '{MULTIWAY_HEADER} en kk ka'")
+    langs = [check_lang(code, where(path, 1)) for code in parts[1:]]
+    if len(langs) < 2:
+        raise InputError(f"the {MULTIWAY_HEADER} header names {len(langs)} language(s)", where=where(path, 1),
+                         hint="name at least two, one per column")
+    repeated = next((code for i, code in enumerate(langs) if code in langs[:i]), None)
+    if repeated:
+        raise InputError(f"language '{repeated}' appears twice in the {MULTIWAY_HEADER} header", where=where(path, 1),
+                         hint="name each language once, one per column")
+    return langs
+
+
+def _split_row(text: str, columns: int) -> tuple[list[str | None] | None, str | None]:
+    if not text.strip():
+        return None, "empty line"
+    parts = text.split("\t")
+    if len(parts) != columns:
+        return None, f"expected {columns} tab-separated columns (one per header language), found {len(parts)}"
+    cells = [p if p.strip() else None for p in parts]
+    if sum(c is not None for c in cells) < 2:
+        return None, "fewer than 2 non-empty cells (a row needs the sentence in at least two languages)"
+    return cells, None
+
+
+def read_multiway(path: str, on_bad_line: str = "error") -> MultiwayText:
+    """An N-column TSV under a ``#langs`` header; empty cells are allowed, a row needs two."""
+    check_on_bad_line(on_bad_line)
+    lines = iter_lines(path)
+    langs = _multiway_header(path, next(lines, None))
+    out = MultiwayText(name=path, langs=langs, rows=[])
+    for number, text, problem in lines:
+        cells = None
+        if problem is None:
+            cells, problem = _split_row(text, len(langs))
+        if problem:
+            _bad(path, number, problem, "fix the line", on_bad_line, out.skipped)
+        out.rows.append(cells)
+    return out
+
+
+def as_multiway(text: ParallelText) -> MultiwayText:
+    """A two-language file as a two-column multi-way text (row i is pair i)."""
+    return MultiwayText(text.name, list(text.langs), [list(p) if p else None for p in text.pairs], list(text.skipped))
+
+
+def read_bitexts(files: list[str], *, langs: str | None = None, on_bad_line: str = "error") -> list[ParallelText]:
+    """Parallel text per file; a multi-way file gives one text per pair of its languages."""
+    texts = []
+    for path in files:
+        if not is_multiway(path):
+            texts.append(read_parallel(path, langs=langs, on_bad_line=on_bad_line))
+            continue
+        if langs:
+            raise UsageError(f"--langs does not apply to {path}",
+                             hint=f"its {MULTIWAY_HEADER} header names the languages")
+        pairs = read_multiway(path, on_bad_line).language_pairs()
+        if not pairs:
+            raise InputError("no two languages share two rows", where=path, hint="fill more cells of each row")
+        texts += pairs
+    return texts

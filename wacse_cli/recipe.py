@@ -21,7 +21,11 @@ else:  # pragma: no cover
 
 @dataclass
 class Losses:
-    """Loss weights: total = tr*TR + awp*AWP + wtr*WTR + rtl*RTL (+ multiway*MW)."""
+    """Loss weights: total = tr*TR + awp*AWP + wtr*WTR + rtl*RTL.
+
+    On multi-way data (a ``#langs`` file), TR is taken between every pair of languages and is the
+    only loss: awp, wtr and rtl must be 0 there.
+    """
 
     tr: float = 0.8
     awp: float = 0.1
@@ -61,6 +65,7 @@ class Recipe:
     chunk_size: int = 64  # GradCache chunk: memory grows with this, not with batch_size
     temperature: float = 0.05
     symmetric: bool = True  # TR in both directions, averaged
+    rtl_both_directions: bool = True  # RTL reconstructs Y from X and X from Y; false: only Y from X
     freeze_embeddings: bool = False
     grad_clip: float = 1.0
     losses: Losses = field(default_factory=Losses)

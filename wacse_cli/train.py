@@ -24,12 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import BatchSampler, EncodedPair, Example, encode_examples, make_batch
+from .data import (BatchSampler, EncodedPair, EncodedRow, Example, encode_examples, encode_rows, make_batch,
+                   make_multiway_batch)
 from .embed import encode
 from .errors import UsageError, WacseError
 from .evaluate import retrieval_accuracy
-from .gradcache import WacseObjective, train_step
-from .io import ParallelText, atomic_output, read_parallel
+from .gradcache import WacseObjective, multiway_step, train_step
+from .io import MultiwayText, ParallelText, as_multiway, atomic_output, is_multiway, read_multiway, read_parallel
 from .model import SentenceEncoder, load_encoder
 from .recipe import Recipe, to_toml
 
@@ -56,9 +57,10 @@ class DevSet:
 
 @dataclass
 class TrainingData:
-    texts: list[ParallelText]
+    texts: list[ParallelText] | list[MultiwayText]  # multi-way: every file as rows over its languages
     train_rows: list[list[int]]  # per text, the line indices used for training
     dev: list[DevSet]
+    multiway: bool = False
 
     @property
     def languages(self) -> list[str]:
@@ -84,7 +86,10 @@ def dev_split(n: int, dev_size: int, seed: int) -> tuple[list[int], list[int]]:
 
 
 def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str = "error") -> TrainingData:
-    texts = [read_parallel(path, on_bad_line=on_bad_line) for path in data_files(recipe, files)]
+    paths = data_files(recipe, files)
+    if any(is_multiway(path) for path in paths):
+        return load_multiway_data(recipe, paths, on_bad_line)
+    texts = [read_parallel(path, on_bad_line=on_bad_line) for path in paths]
     if recipe.dev_data:
         dev_texts = [read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line) for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
@@ -138,22 +143,103 @@ def read_alignment_file(path: str, text: ParallelText) -> list:
     return links_from_file(path, counts)
 
 
+# ----------------------------------------------------------------------------- multi-way data
+
+
+def load_multiway_data(recipe: Recipe, paths: list[str], on_bad_line: str) -> TrainingData:
+    """Multi-way mode, chosen when any file has a ``#langs`` header: every file becomes rows over its
+    languages (a two-language file, two-column rows); dev P@1 is reported per language pair."""
+    check_multiway_losses(recipe)
+    texts = [_read_rows(path, on_bad_line) for path in paths]
+    if recipe.dev_data:
+        if "{lang}" in recipe.dev_data:
+            raise UsageError(f"dev_data '{recipe.dev_data}' is a pattern, but multi-way training takes one dev file",
+                             hint="set dev_data to a multi-way file, or leave it empty for a dev split")
+        dev = _read_rows(recipe.dev_data, on_bad_line).language_pairs()
+        return TrainingData(texts, [t.kept() for t in texts], _dev_sets(dev), multiway=True)
+    rows, dev = [], []
+    for text in texts:
+        kept = text.kept()
+        train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
+        rows.append([kept[i] for i in train_idx])
+        dev += text.language_pairs([kept[i] for i in dev_idx])
+    return TrainingData(texts, rows, _dev_sets(dev), multiway=True)
+
+
+def check_multiway_losses(recipe: Recipe) -> None:
+    """Multi-way rows train with TR between every pair of languages only: AWP and WTR need the word
+    pairs of one sentence pair, RTL a decoder per translation direction; rather than pick some
+    pairs of each row for them, wacse asks for their weights to be 0."""
+    on = [f"losses.{name}" for name in ("awp", "wtr", "rtl") if getattr(recipe.losses, name)]
+    if on:
+        raise UsageError(f"multi-way data trains with TR between every pair of languages only, but {', '.join(on)} "
+                         f"{'is' if len(on) == 1 else 'are'} not 0", hint=" ".join(f"--set {k}=0" for k in on))
+
+
+def _read_rows(path: str, on_bad_line: str) -> MultiwayText:
+    if is_multiway(path):
+        return read_multiway(path, on_bad_line)
+    return as_multiway(read_parallel(path, on_bad_line=on_bad_line))
+
+
+def _dev_sets(texts: list[ParallelText]) -> list[DevSet]:
+    """One dev set per language pair; the same pair from several files is joined."""
+    merged: dict[str, DevSet] = {}
+    for t in texts:
+        merged.setdefault(t.pair_name, DevSet(t.pair_name, t.src_lang, t.tgt_lang, [])).pairs.extend(t.pairs)
+    return list(merged.values())
+
+
+def build_rows(data: TrainingData) -> tuple[list[str], list[list[str | None]]]:
+    """The training rows of every file over one column per language (``data.languages``)."""
+    columns, out = data.languages, []
+    for text, rows in zip(data.texts, data.train_rows):
+        place = [columns.index(lang) for lang in text.langs]
+        for i in rows:
+            row: list[str | None] = [None] * len(columns)
+            for column, cell in zip(place, text.rows[i]):
+                row[column] = cell
+            out.append(row)
+    return columns, out
+
+
+def encode_training_data(data: TrainingData, recipe: Recipe, encoder: SentenceEncoder,
+                         progress: bool) -> list[EncodedPair] | list[EncodedRow]:
+    """Tokenised training examples: sentence pairs with their word pairs, or multi-way rows."""
+    settings = (encoder.tokenizer, encoder.settings.prefix, min(recipe.max_length, encoder.model_max_length),
+                encoder.settings.languages)
+    if data.multiway:
+        columns, rows = build_rows(data)
+        return encode_rows(rows, columns, *settings)
+    return encode_examples(build_examples(data, align_texts(data, recipe, encoder, progress)), *settings)
+
+
 # ----------------------------------------------------------------------------- model and optimiser
 
 
 def build_encoder(recipe: Recipe, languages: list[str], device: str) -> SentenceEncoder:
     encoder = load_encoder(
         recipe.model, pooling=recipe.pooling, prefix=recipe.prefix, max_length=recipe.eval_max_length, device=device,
-        with_mlm_head=bool(recipe.losses.awp), lang_embedding_for=languages if recipe.lang_embedding else None,
+        with_mlm_head=bool(recipe.losses.awp or recipe.losses.rtl),
+        lang_embedding_for=languages if recipe.lang_embedding else None,
     )
     if recipe.freeze_embeddings:
         encoder.backbone.get_input_embeddings().weight.requires_grad_(False)
     return encoder
 
 
-def build_optimizer(encoder: SentenceEncoder, recipe: Recipe):
+def build_objective(encoder: SentenceEncoder, recipe: Recipe) -> WacseObjective:
+    """The recipe's losses on ``encoder``; with ``losses.rtl`` it holds the RTL decoder."""
+    return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.symmetric,
+                          autocast=autocast_dtype(recipe.precision, encoder.device),
+                          rtl_both_directions=recipe.rtl_both_directions)
+
+
+def build_optimizer(encoder: SentenceEncoder, recipe: Recipe, decoder: torch.nn.Module | None = None):
+    """AdamW over the encoder's trainable parameters (and the RTL decoder's), warm-up then linear decay."""
     decay, no_decay = [], []
-    for name, param in encoder.named_parameters():
+    named = list(encoder.named_parameters()) + (list(decoder.named_parameters("rtl")) if decoder is not None else [])
+    for name, param in named:
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
     optimizer = torch.optim.AdamW(
@@ -240,8 +326,10 @@ def checkpoint_dir(out: Path, step: int) -> Path:
     return out / CHECKPOINTS / f"step-{step:07d}"
 
 
-def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng, state: TrainState, recipe: Recipe):
-    """Write to a temporary folder, flush, mark complete, then rename into place."""
+def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng, state: TrainState, recipe: Recipe,
+                    decoder: torch.nn.Module | None = None):
+    """Write to a temporary folder, flush, mark complete, then rename into place (the RTL decoder,
+    when there is one, goes with the model: resuming needs it, the exported folder does not)."""
     final = checkpoint_dir(out, state.step)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -251,6 +339,8 @@ def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng,
         "sampler": sampler.state_dict(), "rng": _rng_state(link_rng), "state": state.__dict__,
         "recipe": recipe.to_dict(), "wacse_version": __version__,
     }
+    if decoder is not None:
+        payload["rtl"] = decoder.state_dict()
     with open(tmp / "state.pt", "wb") as handle:
         torch.save(payload, handle)
         handle.flush()
@@ -320,63 +410,70 @@ class Trainer:
         self._prepare_output()
         device = "cuda" if recipe.device == "auto" and torch.cuda.is_available() else ("cpu" if recipe.device == "auto" else recipe.device)
         encoder = build_encoder(recipe, data.languages, device)
-        alignments = align_texts(data, recipe, encoder, self.progress)
-        examples = build_examples(data, alignments)
-        encoded = encode_examples(examples, encoder.tokenizer, encoder.settings.prefix,
-                                  min(recipe.max_length, encoder.model_max_length), encoder.settings.languages)
-        optimizer, scheduler = build_optimizer(encoder, recipe)
+        objective = build_objective(encoder, recipe)
+        encoded = encode_training_data(data, recipe, encoder, self.progress)
+        optimizer, scheduler = build_optimizer(encoder, recipe, objective.decoder)
         sampler = BatchSampler(len(encoded), recipe.batch_size, recipe.seed)
         link_rng = np.random.default_rng(recipe.seed)
         state = TrainState()
         if self.resume:
-            state = self._restore(encoder, optimizer, scheduler, sampler, link_rng)
+            state = self._restore(encoder, optimizer, scheduler, sampler, link_rng, objective.decoder)
         else:
             state.dev_before = evaluate_dev(encoder, data.dev)
             (self.out / "recipe.toml").write_text(to_toml(recipe), encoding="utf-8")
-        self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data)
+        self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data, objective)
         if self.stop_after is not None and state.step < recipe.steps:
             return TrainResult(self.out, state.step, state.dev_before, {}, state.best_step, time.time() - started,
                                state.nonfinite_total)
         return self._export(encoder, state, data, alignments_used(recipe), time.time() - started, len(encoded))
 
-    def _restore(self, encoder, optimizer, scheduler, sampler, link_rng) -> TrainState:
+    def _restore(self, encoder, optimizer, scheduler, sampler, link_rng, decoder=None) -> TrainState:
         folder = complete_checkpoints(self.out)[-1]
         saved = load_checkpoint(folder)
+        saved["recipe"] = {**Recipe().to_dict(), **saved["recipe"]}  # fields added since then: their defaults
         if saved["recipe"] != self.recipe.to_dict():
             changed = [k for k in saved["recipe"] if saved["recipe"][k] != self.recipe.to_dict().get(k)]
             raise UsageError(f"the recipe differs from the checkpoint's ({', '.join(changed)})",
                              hint="resume with the same recipe and --set options")
         encoder.load_state_dict(saved["model"])
+        if decoder is not None:
+            decoder.load_state_dict(saved["rtl"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         sampler.load_state_dict(saved["sampler"])
         _set_rng_state(saved["rng"], link_rng)
         return TrainState(**saved["state"])
 
-    def _loop(self, encoder, encoded: list[EncodedPair], optimizer, scheduler, sampler, link_rng, state, data):
+    def _loop(self, encoder, encoded: list[EncodedPair] | list[EncodedRow], optimizer, scheduler, sampler, link_rng,
+              state, data, objective: WacseObjective):
         recipe = self.recipe
-        objective = WacseObjective(encoder, recipe.losses, temperature=recipe.temperature,
-                                   symmetric=recipe.symmetric, autocast=autocast_dtype(recipe.precision, encoder.device))
         pad_id = encoder.tokenizer.pad_token_id
         bar = tqdm(total=recipe.steps, initial=state.step, desc="training", unit="step", disable=not self.progress)
         encoder.train()
+        if objective.decoder is not None:
+            objective.decoder.train()
         window = time.time()
         with open(self.out / LOG_FILE, "a", encoding="utf-8") as log:
             while state.step < recipe.steps:
                 if self.stop_after is not None and state.step >= self.stop_after:
                     break
-                batch = make_batch([encoded[i] for i in sampler.next()], pad_id, link_rng).to(encoder.device)
+                chosen = [encoded[i] for i in sampler.next()]
+                if data.multiway:
+                    batch = make_multiway_batch(chosen, pad_id).to(encoder.device)
+                else:
+                    batch = make_batch(chosen, pad_id, link_rng).to(encoder.device)
                 optimizer.zero_grad(set_to_none=True)
-                result = train_step(objective, batch, recipe.chunk_size)
+                result = (multiway_step if data.multiway else train_step)(objective, batch, recipe.chunk_size)
                 record = self._apply_step(encoder, optimizer, scheduler, state, result)
                 elapsed, window = time.time() - window, time.time()
                 record.update(pairs_per_s=round(len(batch) / max(elapsed, 1e-9), 2))
-                bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "tr", "awp", "wtr") if k in record}
+                bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "tr", "awp", "wtr", "rtl") if k in record}
                                 | {"pairs/s": f"{record['pairs_per_s']:.1f}"})
                 bar.update(1)
                 if state.step % recipe.eval_interval == 0 or state.step == recipe.steps:
                     record["dev"] = self._evaluate(encoder, data, state)
-                    save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe)
+                    save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe,
+                                    objective.decoder)
                     encoder.train()
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -387,6 +484,8 @@ class Trainer:
     def _apply_step(self, encoder, optimizer, scheduler, state: TrainState, result) -> dict:
         record = {"step": state.step + 1, "loss": result.total, "tr": result.tr, "awp": result.awp, "wtr": result.wtr,
                   "lr": scheduler.get_last_lr()[0], "word_pairs": result.word_pairs}
+        if self.recipe.losses.rtl:
+            record["rtl"] = result.rtl
         if not math.isfinite(result.total):
             state.nonfinite_in_a_row += 1
             state.nonfinite_total += 1
@@ -396,7 +495,7 @@ class Trainer:
                                       hint="lower the learning rate (--set lr=...) or check the data")
         else:
             state.nonfinite_in_a_row = 0
-            params = [p for p in encoder.parameters() if p.grad is not None]
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             if self.recipe.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, self.recipe.grad_clip)
             optimizer.step()

@@ -16,16 +16,21 @@ def demo(
     model: opt.Model = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the demo recipe's).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a demo recipe field: key=value.")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="demo (TR + AWP + WTR on pairs) or multiway-demo "
+                                        "(TR between every pair of five languages).")] = "demo",
 ) -> None:
     """Train a tiny model from scratch on bundled English-kk/ka/jv/tl pairs and show what changed."""
-    from ..demo import run_demo
+    from ..demo import is_multiway_demo, run_demo
 
     overrides = list(set_ or []) + ([f"steps={steps}"] if steps else [])
-    note("wacse demo: a tiny model, the bundled CLDR sample (Unicode License v3), word alignments, TR + AWP + WTR")
-    result, pairs = run_demo(output, model, overrides)
+    what = ("multi-way rows, TR between every pair of languages" if is_multiway_demo(recipe)
+            else "word alignments, TR + AWP + WTR")
+    note(f"wacse demo: a tiny model, the bundled CLDR sample (Unicode License v3), {what}")
+    result, pairs = run_demo(output, model, overrides, recipe_name=recipe)
     typer.echo("dev P@1 (mean of both directions):")
     typer.echo(format_dev_table(result.dev_before, result.dev_after))
-    typer.echo("\nword pairs the trained model aligns:")
+    if pairs:
+        typer.echo("\nword pairs the trained model aligns:")
     for line in pairs:
         typer.echo(line)
     note(f"model written to {result.output} ({result.wall_time_s / 60:.1f} min); try: wacse embed FILE -m {result.output}")

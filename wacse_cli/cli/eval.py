@@ -20,7 +20,8 @@ eval_app = typer.Typer(
 @eval_app.command("retrieval")
 @report_errors
 def retrieval(
-    files: Annotated[list[str], typer.Argument(help="Parallel text files (en-jv.tsv ...), one language pair each.")],
+    files: Annotated[list[str], typer.Argument(
+        help="Parallel text files (en-jv.tsv ...), or multi-way files with a '#langs en kk ka' header (every pair).")],
     model: opt.Model = None,
     pooling: opt.Pooling = None,
     prefix: opt.Prefix = None,
@@ -35,28 +36,20 @@ def retrieval(
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
 ) -> None:
-    """Tatoeba-style P@1: each sentence retrieves the most cosine-similar one of the other side."""
-    from ..evaluate import dominant_script, mteb_subset, retrieval_accuracy
-    from ..embed import encode
+    """Tatoeba-style P@1: each sentence retrieves the most cosine-similar one of the other side.
+
+    A multi-way file is scored for every pair of its languages, over the rows where both cells exist.
+    """
+    from ..evaluate import bitext_retrieval
     from ..hub import check_recordable, record_eval_results
-    from ..io import iso639_3, read_parallel
+    from ..io import read_bitexts
 
     if record:
         check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
-    texts = [read_parallel(f, langs=langs, on_bad_line=on_bad_line) for f in files]
+    texts = read_bitexts(files, langs=langs, on_bad_line=on_bad_line)
     encoder = load_model(model, pooling, prefix, max_length, device)
     started = time.time()
-    subsets = []
-    for text in texts:
-        pairs = [text.pairs[i] for i in text.kept()]
-        kw = {"batch_size": batch_size, "max_length": max_length}
-        src = encode(encoder, [p[0] for p in pairs], lang=_lang(encoder, text.src_lang), desc=f"{text.pair_name} src", **kw)
-        tgt = encode(encoder, [p[1] for p in pairs], lang=_lang(encoder, text.tgt_lang), desc=f"{text.pair_name} tgt", **kw)
-        scores = retrieval_accuracy(src, tgt, device=encoder.device)
-        languages = [f"{iso639_3(text.src_lang)}-{dominant_script([p[0] for p in pairs])}",
-                     f"{iso639_3(text.tgt_lang)}-{dominant_script([p[1] for p in pairs])}"]
-        subsets.append({**mteb_subset(text.pair_name, languages, scores, len(pairs)), "file": text.name,
-                        "skipped": len(text.skipped)})
+    subsets = bitext_retrieval(encoder, texts, batch_size=batch_size, max_length=max_length)
     average = sum(s["main_score"] for s in subsets) / len(subsets)
     result = {
         "task_name": "WacseBitextRetrieval",
@@ -82,11 +75,6 @@ def retrieval(
                    f"{s['accuracy_tgt2src']:.4f}\t{s['main_score']:.4f}")
     if len(subsets) > 1:
         typer.echo(f"average\t\t\t\t\t{average:.4f}")
-
-
-def _lang(encoder, code: str) -> Optional[str]:
-    """The language to embed with: only when the model has an embedding for it."""
-    return code if encoder.lang_embedding is not None and code in encoder.settings.languages else None
 
 
 def _write_json(path: str, data) -> None:

@@ -11,7 +11,8 @@ from .common import echo_json, note, report_errors
 
 @report_errors
 def train(
-    files: Annotated[Optional[list[str]], typer.Argument(help="Parallel text files (en-jv.tsv ...); default: the recipe's data.")] = None,
+    files: Annotated[Optional[list[str]], typer.Argument(
+        help="Parallel text files (en-jv.tsv ...) or multi-way files ('#langs en kk ka' header); default: the recipe's data.")] = None,
     recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe name (see recipes/) or a .toml file.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the model, checkpoints and logs.")] = None,
     model: opt.Model = None,
@@ -21,7 +22,10 @@ def train(
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
 ) -> None:
-    """Train: TR + AWP + WTR (weights 0.8/0.1/0.1 by default) on parallel text, with GradCache."""
+    """Train: TR + AWP + WTR (weights 0.8/0.1/0.1 by default) on parallel text, with GradCache.
+
+    Optional RTL (--set losses.rtl=0.1); a multi-way file trains TR between every pair of its languages.
+    """
     from ..errors import UsageError
     from ..recipe import load_recipe
     from ..train import Trainer

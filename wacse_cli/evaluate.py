@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .search import TILE, _tensor
 

@@ -15,6 +15,10 @@ pass 2 replays each chunk of cells.
 
 Memory grows with the chunk size, not the batch size; the gradients equal those of one full-batch
 step. When one chunk holds the whole batch, the plain single pass is used.
+
+Under torchrun (``ranks.active``) each step function receives the global batch, trains on this
+rank's share and back-propagates TR / world plus its own word-level terms; the trainer then sums
+the gradients over the ranks (see ``distributed``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from torch import Tensor
 
 from . import losses as L
 from .data import Batch, MultiwayBatch, Side, masked_word_inputs, word_vectors
+from .distributed import SINGLE, Ranks
 from .model import SentenceEncoder
 from .recipe import Losses
 from .rtl import RtlDecoder, rtl_logits
@@ -59,21 +64,21 @@ class RandomState:
 
 
 class WacseObjective:
-    """TR + AWP + WTR (+ RTL) on an encoder; ``gather`` lets distributed training widen TR's negatives.
+    """TR + AWP + WTR (+ RTL) on an encoder; with ``ranks``, TR's negatives are every rank's sentences.
 
     The RTL decoder belongs here, not to the encoder: a copy of the encoder's last layers made when
     ``weights.rtl`` is on (or ``decoder`` given), trained alongside it and never exported.
     """
 
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
-                 symmetric: bool = True, autocast: torch.dtype | None = None, gather=None,
+                 symmetric: bool = True, autocast: torch.dtype | None = None, ranks: Ranks = SINGLE,
                  decoder: RtlDecoder | None = None, rtl_both_directions: bool = True):
         self.encoder = encoder
         self.weights = weights
         self.temperature = temperature
         self.symmetric = symmetric
         self.autocast = autocast
-        self.gather = gather or (lambda x, y: (x, y))
+        self.ranks = ranks
         self.mask_id = encoder.tokenizer.mask_token_id
         self.decoder = decoder if decoder is not None or not weights.rtl else RtlDecoder.from_encoder(encoder)
         self.rtl_both_directions = rtl_both_directions
@@ -90,7 +95,7 @@ class WacseObjective:
         return L.full_precision(vectors), states
 
     def tr(self, x: Tensor, y: Tensor) -> Tensor:
-        x, y = self.gather(x, y)
+        x, y = self.ranks.gather(x, y)
         return L.translation_ranking(x, y, self.temperature, self.symmetric)
 
     def wtr(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> Tensor:
@@ -149,7 +154,8 @@ class WacseObjective:
     def multiway(self, batch: MultiwayBatch, vectors: Tensor) -> Tensor:
         """The multi-way loss on the cells' vectors (C, d), placed into the (N, L, d) grid."""
         grid = vectors.new_zeros((*batch.shape, vectors.shape[-1])).index_put((batch.row, batch.column), vectors)
-        return L.multiway_ranking(grid, batch.present(), self.temperature, self.symmetric)
+        (grid,), present = self.ranks.gather(grid), self.ranks.gather_constant(batch.present())
+        return L.multiway_ranking(grid, present, self.temperature, self.symmetric)
 
 
 def _cuda_devices(encoder: SentenceEncoder) -> list[int]:
@@ -158,19 +164,24 @@ def _cuda_devices(encoder: SentenceEncoder) -> list[int]:
 
 
 def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> StepLosses:
-    """Accumulate the gradient of the whole batch's loss into the encoder's ``.grad``."""
-    weights = objective.weights
+    """Accumulate the gradient of the whole batch's loss into the encoder's ``.grad`` (under torchrun:
+    ``batch`` is the global batch, and this rank's share of its loss)."""
+    weights, ranks = objective.weights, objective.ranks
     normalizer = 2 * max(len(batch.pairs.rows), 1)
     tokens = objective.rtl_tokens(batch) if weights.rtl else 1
+    pairs = len(batch.pairs.rows)
+    if ranks.active:
+        batch = batch.chunk(*ranks.shard(len(batch)))
+    tr_share = weights.tr / ranks.world  # every rank computes the same global TR
     bounds = _bounds(len(batch), chunk_size)
     if len(bounds) == 1:
         x, x_states = objective.encode_side(batch.x)
         y, y_states = objective.encode_side(batch.y)
         tr = objective.tr(x, y) if weights.tr else torch.zeros((), device=x.device)
-        awp, wtr, rtl = objective.local(batch, x_states, y_states, normalizer, tokens)
-        total = weights.tr * tr + awp + wtr + rtl
-        total.backward()
-        return _report(float(total.detach()), float(tr.detach()), [awp, wtr, rtl], weights, len(batch.pairs.rows))
+        terms = objective.local(batch, x_states, y_states, normalizer, tokens)
+        (tr_share * tr + sum(terms)).backward()
+        sums = ranks.sum([float(t.detach()) for t in terms], x.device)
+        return _report(weights.tr * float(tr.detach()) + sum(sums), float(tr.detach()), sums, weights, pairs)
 
     chunks = [batch.chunk(s, e) for s, e in bounds]
     states, x_grads, y_grads = [], None, None
@@ -185,7 +196,7 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
         x_all = torch.cat(x_parts).requires_grad_()
         y_all = torch.cat(y_parts).requires_grad_()
         tr_value = objective.tr(x_all, y_all)
-        (weights.tr * tr_value).backward()
+        (tr_share * tr_value).backward()
         x_grads, y_grads = x_all.grad, y_all.grad
     sums = [0.0, 0.0, 0.0]  # weighted AWP, WTR, RTL
     for i, ((start, stop), chunk) in enumerate(zip(bounds, chunks)):
@@ -199,17 +210,20 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
             terms = objective.local(chunk, x_states, y_states, normalizer, tokens)
             (surrogate + sum(terms)).backward()
         sums = [so_far + float(term.detach()) for so_far, term in zip(sums, terms)]
+    sums = ranks.sum(sums, objective.encoder.device)
     total = weights.tr * float(tr_value.detach()) + sum(sums)
-    return _report(total, float(tr_value.detach()), sums, weights, len(batch.pairs.rows))
+    return _report(total, float(tr_value.detach()), sums, weights, pairs)
 
 
 def multiway_step(objective: WacseObjective, batch: MultiwayBatch, chunk_size: int) -> StepLosses:
-    """Accumulate the gradient of ``tr`` x the multi-way loss; a chunk is ``chunk_size`` cells."""
+    """Accumulate the gradient of ``tr`` x the multi-way loss; a chunk is ``chunk_size`` cells (under
+    torchrun, ``batch`` holds this rank's rows and the loss is taken over every rank's)."""
     weight = objective.weights.tr
+    share = weight / objective.ranks.world
     bounds = _bounds(len(batch.cells), chunk_size)
     if len(bounds) == 1:
         loss = objective.multiway(batch, objective.encode_side(batch.cells)[0])
-        (weight * loss).backward()
+        (share * loss).backward()
         return StepLosses(weight * float(loss.detach()), float(loss.detach()), 0.0, 0.0, 0)
     states, parts = [], []
     with torch.no_grad():
@@ -218,7 +232,7 @@ def multiway_step(objective: WacseObjective, batch: MultiwayBatch, chunk_size: i
             parts.append(objective.encode_side(batch.chunk(start, stop))[0])
     cached = torch.cat(parts).requires_grad_()
     loss = objective.multiway(batch, cached)
-    (weight * loss).backward()
+    (share * loss).backward()
     for (start, stop), state in zip(bounds, states):
         with state.replay():
             vectors, _ = objective.encode_side(batch.chunk(start, stop))

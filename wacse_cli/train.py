@@ -5,6 +5,9 @@ bf16 instructions, where it halves the step time), dev evaluation
 every ``eval_interval`` steps (and before the first), checkpoints that hold everything needed to
 continue exactly (model, optimizer, scheduler, sampler position, random states), and an output
 folder that transformers, sentence-transformers and wacse all load.
+
+Under ``torchrun`` the same loop runs on every rank over its share of each global batch; only
+rank 0 evaluates and writes (see ``distributed``).
 """
 from __future__ import annotations
 
@@ -26,11 +29,12 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import (BatchSampler, EncodedPair, EncodedRow, Example, encode_examples, encode_rows, make_batch,
                    make_multiway_batch)
+from .distributed import SINGLE, Ranks, from_environment
 from .embed import encode
 from .errors import UsageError, WacseError
 from .evaluate import retrieval_accuracy
 from .gradcache import WacseObjective, multiway_step, train_step
-from .io import MultiwayText, ParallelText, as_multiway, atomic_output, is_multiway, read_multiway, read_parallel
+from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel
 from .model import SentenceEncoder, load_encoder
 from .recipe import Recipe, to_toml
 
@@ -124,7 +128,7 @@ def align_texts(data: TrainingData, recipe: Recipe, encoder: SentenceEncoder, pr
     if settings.aligner == "file":
         if not settings.files:
             raise UsageError("align.aligner = \"file\" needs align.files", hint="--set align.files=data/en-{lang}.align")
-        return [read_alignment_file(settings.files.format(lang=t.tgt_lang), t) for t in data.texts]
+        return [read_alignment_file(settings.files.format(lang=t.tgt_lang), t, encoder.tokenizer) for t in data.texts]
     model = settings.model or (encoder if settings.aligner == "embed" else "")
     return [
         alignments_for(t, aligner=settings.aligner, model=model, threshold=settings.threshold, layer=settings.layer,
@@ -133,12 +137,13 @@ def align_texts(data: TrainingData, recipe: Recipe, encoder: SentenceEncoder, pr
     ]
 
 
-def read_alignment_file(path: str, text: ParallelText) -> list:
-    """A user's Pharaoh file, checked against the words of ``text`` line by line."""
+def read_alignment_file(path: str, text: ParallelText, tokenizer=None) -> list:
+    """A user's Pharaoh file, checked against the words of ``text`` line by line (words as training
+    cuts them: at spaces, or by ``tokenizer`` for languages written without spaces)."""
     from .align import links_from_file, word_spans, words_mode_for
 
     modes = [words_mode_for(lang) for lang in text.langs]
-    counts = [None if p is None else (len(word_spans(p[0], modes[0])), len(word_spans(p[1], modes[1])))
+    counts = [None if p is None else tuple(len(word_spans(side, mode, tokenizer)) for side, mode in zip(p, modes))
               for p in text.pairs]
     return links_from_file(path, counts)
 
@@ -228,10 +233,10 @@ def build_encoder(recipe: Recipe, languages: list[str], device: str) -> Sentence
     return encoder
 
 
-def build_objective(encoder: SentenceEncoder, recipe: Recipe) -> WacseObjective:
+def build_objective(encoder: SentenceEncoder, recipe: Recipe, ranks: Ranks = SINGLE) -> WacseObjective:
     """The recipe's losses on ``encoder``; with ``losses.rtl`` it holds the RTL decoder."""
     return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.symmetric,
-                          autocast=autocast_dtype(recipe.precision, encoder.device),
+                          autocast=autocast_dtype(recipe.precision, encoder.device), ranks=ranks,
                           rtl_both_directions=recipe.rtl_both_directions)
 
 
@@ -305,21 +310,30 @@ class TrainState:
     dev_history: list = field(default_factory=list)
 
 
-def _rng_state(link_rng: np.random.Generator) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "links": link_rng.bit_generator.state}
+def _torch_rng() -> dict:
+    state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict, link_rng: np.random.Generator) -> None:
+def _rng_state(link_rng: np.random.Generator, ranks_torch: list[dict] | None = None) -> dict:
+    """Every generator; ``ranks_torch``: each rank's torch (dropout) state, gathered under torchrun."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "links": link_rng.bit_generator.state,
+             **_torch_rng()}
+    if ranks_torch is not None and len(ranks_torch) > 1:
+        state["ranks"] = ranks_torch
+    return state
+
+
+def _set_rng_state(state: dict, link_rng: np.random.Generator, ranks: Ranks = SINGLE) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
     link_rng.bit_generator.state = state["links"]
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    own = state["ranks"][ranks.rank] if len(state.get("ranks", [])) == ranks.world else state
+    torch.set_rng_state(own["torch"])
+    if "cuda" in own and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(own["cuda"])
 
 
 def checkpoint_dir(out: Path, step: int) -> Path:
@@ -327,7 +341,7 @@ def checkpoint_dir(out: Path, step: int) -> Path:
 
 
 def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng, state: TrainState, recipe: Recipe,
-                    decoder: torch.nn.Module | None = None):
+                    decoder: torch.nn.Module | None = None, ranks_torch: list[dict] | None = None):
     """Write to a temporary folder, flush, mark complete, then rename into place (the RTL decoder,
     when there is one, goes with the model: resuming needs it, the exported folder does not)."""
     final = checkpoint_dir(out, state.step)
@@ -336,7 +350,7 @@ def save_checkpoint(out: Path, encoder, optimizer, scheduler, sampler, link_rng,
     tmp.mkdir(parents=True)
     payload = {
         "model": encoder.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "sampler": sampler.state_dict(), "rng": _rng_state(link_rng), "state": state.__dict__,
+        "sampler": sampler.state_dict(), "rng": _rng_state(link_rng, ranks_torch), "state": state.__dict__,
         "recipe": recipe.to_dict(), "wacse_version": __version__,
     }
     if decoder is not None:
@@ -391,6 +405,7 @@ class Trainer:
         self.resume, self.on_bad_line, self.progress = resume, on_bad_line, progress
         self.stop_after = stop_after  # for tests: stop (as if interrupted) after this many steps
         self.on_step = on_step
+        self.ranks = SINGLE
         validate_recipe(recipe)
 
     def _prepare_output(self) -> None:
@@ -398,7 +413,24 @@ class Trainer:
             raise UsageError(f"{self.out} already holds files", hint="pass --resume to continue that run, or choose another -o")
         if self.resume and not complete_checkpoints(self.out):
             raise UsageError(f"{self.out} has no complete checkpoint to resume from", hint="run without --resume")
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.ranks.barrier()  # every rank has checked the folder before rank 0 writes into it
+        if self.ranks.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+
+    def _start_ranks(self) -> str:
+        """The device, and this process's ranks (torchrun) with one GPU per local rank."""
+        recipe = self.recipe
+        device = "cuda" if recipe.device == "auto" and torch.cuda.is_available() else ("cpu" if recipe.device == "auto" else recipe.device)
+        self.ranks = from_environment(device)
+        if not self.ranks.active:
+            return device
+        if recipe.batch_size % self.ranks.world:
+            raise UsageError(f"batch_size {recipe.batch_size} does not split evenly over {self.ranks.world} processes",
+                             hint=f"--set batch_size={recipe.batch_size // self.ranks.world * self.ranks.world}")
+        if device == "cuda":
+            device = f"cuda:{self.ranks.local_rank}"
+            torch.cuda.set_device(device)
+        return device
 
     def run(self) -> TrainResult:
         started = time.time()
@@ -406,26 +438,44 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         random.seed(recipe.seed)
         np.random.seed(recipe.seed)
+        device = self._start_ranks()
+        ranks = self.ranks
         data = load_training_data(recipe, self.files, self.on_bad_line)
         self._prepare_output()
-        device = "cuda" if recipe.device == "auto" and torch.cuda.is_available() else ("cpu" if recipe.device == "auto" else recipe.device)
         encoder = build_encoder(recipe, data.languages, device)
-        objective = build_objective(encoder, recipe)
-        encoded = encode_training_data(data, recipe, encoder, self.progress)
+        objective = build_objective(encoder, recipe, ranks)
+        if ranks.active:
+            ranks.broadcast_parameters(encoder)
+            if objective.decoder is not None:
+                ranks.broadcast_parameters(objective.decoder)
+            torch.manual_seed(recipe.seed + ranks.rank)  # each rank its own dropout
+        encoded = self._encode(data, encoder)
         optimizer, scheduler = build_optimizer(encoder, recipe, objective.decoder)
         sampler = BatchSampler(len(encoded), recipe.batch_size, recipe.seed)
         link_rng = np.random.default_rng(recipe.seed)
         state = TrainState()
         if self.resume:
             state = self._restore(encoder, optimizer, scheduler, sampler, link_rng, objective.decoder)
-        else:
+        elif ranks.is_main:
             state.dev_before = evaluate_dev(encoder, data.dev)
             (self.out / "recipe.toml").write_text(to_toml(recipe), encoding="utf-8")
         self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data, objective)
-        if self.stop_after is not None and state.step < recipe.steps:
+        ranks.barrier()
+        if not ranks.is_main or (self.stop_after is not None and state.step < recipe.steps):
             return TrainResult(self.out, state.step, state.dev_before, {}, state.best_step, time.time() - started,
                                state.nonfinite_total)
         return self._export(encoder, state, data, alignments_used(recipe), time.time() - started, len(encoded))
+
+    def _encode(self, data: TrainingData, encoder: SentenceEncoder):
+        """Tokenised examples; under torchrun rank 0 aligns (and fills the alignment cache) before the
+        other ranks read the cache, so the work is done once."""
+        ranks = self.ranks
+        if not ranks.is_main:
+            ranks.barrier()
+        encoded = encode_training_data(data, self.recipe, encoder, self.progress and ranks.is_main)
+        if ranks.is_main:
+            ranks.barrier()
+        return encoded
 
     def _restore(self, encoder, optimizer, scheduler, sampler, link_rng, decoder=None) -> TrainState:
         folder = complete_checkpoints(self.out)[-1]
@@ -441,40 +491,44 @@ class Trainer:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         sampler.load_state_dict(saved["sampler"])
-        _set_rng_state(saved["rng"], link_rng)
+        _set_rng_state(saved["rng"], link_rng, self.ranks)
         return TrainState(**saved["state"])
 
     def _loop(self, encoder, encoded: list[EncodedPair] | list[EncodedRow], optimizer, scheduler, sampler, link_rng,
               state, data, objective: WacseObjective):
-        recipe = self.recipe
+        recipe, ranks = self.recipe, self.ranks
         pad_id = encoder.tokenizer.pad_token_id
-        bar = tqdm(total=recipe.steps, initial=state.step, desc="training", unit="step", disable=not self.progress)
+        bar = tqdm(total=recipe.steps, initial=state.step, desc="training", unit="step",
+                   disable=not (self.progress and ranks.is_main))
         encoder.train()
         if objective.decoder is not None:
             objective.decoder.train()
         window = time.time()
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as log:
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") if ranks.is_main else open(os.devnull, "w") as log:
             while state.step < recipe.steps:
                 if self.stop_after is not None and state.step >= self.stop_after:
                     break
                 chosen = [encoded[i] for i in sampler.next()]
-                if data.multiway:
+                if data.multiway:  # this rank's rows; the step gathers every rank's vectors
+                    chosen = chosen[slice(*ranks.shard(len(chosen)))] if ranks.active else chosen
                     batch = make_multiway_batch(chosen, pad_id).to(encoder.device)
-                else:
+                else:  # the global batch (its word pairs drawn as in one process); the step takes this rank's share
                     batch = make_batch(chosen, pad_id, link_rng).to(encoder.device)
                 optimizer.zero_grad(set_to_none=True)
                 result = (multiway_step if data.multiway else train_step)(objective, batch, recipe.chunk_size)
                 record = self._apply_step(encoder, optimizer, scheduler, state, result)
                 elapsed, window = time.time() - window, time.time()
-                record.update(pairs_per_s=round(len(batch) / max(elapsed, 1e-9), 2))
+                record.update(pairs_per_s=round(len(chosen) * ranks.world / max(elapsed, 1e-9), 2))
                 bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "tr", "awp", "wtr", "rtl") if k in record}
                                 | {"pairs/s": f"{record['pairs_per_s']:.1f}"})
                 bar.update(1)
                 if state.step % recipe.eval_interval == 0 or state.step == recipe.steps:
-                    record["dev"] = self._evaluate(encoder, data, state)
-                    save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe,
-                                    objective.decoder)
-                    encoder.train()
+                    ranks_torch = ranks.all_gather_object(_torch_rng()) if ranks.active else None
+                    if ranks.is_main:
+                        record["dev"] = self._evaluate(encoder, data, state)
+                        save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe,
+                                        objective.decoder, ranks_torch)
+                        encoder.train()
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if self.on_step:
@@ -495,6 +549,7 @@ class Trainer:
                                       hint="lower the learning rate (--set lr=...) or check the data")
         else:
             state.nonfinite_in_a_row = 0
+            self.ranks.sum_gradients([p for group in optimizer.param_groups for p in group["params"]])
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             if self.recipe.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, self.recipe.grad_clip)

@@ -25,7 +25,9 @@ def train(
     """Train: TR + AWP + WTR (weights 0.8/0.1/0.1 by default) on parallel text, with GradCache.
 
     Optional RTL (--set losses.rtl=0.1); a multi-way file trains TR between every pair of its languages.
+    Several GPUs or machines: torchrun --nproc-per-node N -m wacse_cli train ...
     """
+    from ..distributed import finish
     from ..errors import UsageError
     from ..recipe import load_recipe
     from ..train import Trainer
@@ -39,7 +41,13 @@ def train(
     if not resolved.model:
         raise UsageError("no model given", hint="pass --model or use a recipe that names one")
     out = output or f"runs/{resolved.name}"
-    result = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line).run()
+    trainer = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line)
+    try:
+        result = trainer.run()
+    finally:
+        finish()  # under torchrun: leave the process group
+    if not trainer.ranks.is_main:
+        return  # rank 0 reports
     summary = {"output": str(result.output), "steps": result.steps, "best_step": result.best_step,
                "wall_time_s": round(result.wall_time_s, 1), "dev_before": result.dev_before,
                "dev_after": result.dev_after, "nonfinite_steps": result.nonfinite_steps}

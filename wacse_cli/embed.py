@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import InputError, UsageError
-from .io import _bad, _read_bytes, atomic_output, check_on_bad_line, decode_line
+from .io import atomic_output, bad_line, check_on_bad_line, decode_line, read_file_bytes
 from .model import SentenceEncoder
 
 CHUNK_LINES = 100_000  # lines sorted and encoded together; bounds memory, keeps batches well packed
@@ -35,7 +35,7 @@ MERGE_ROWS = 65_536  # rows copied at a time when joining pieces
 DTYPES = ("float32", "float16")
 
 
-def _autocast(device: torch.device):
+def inference_autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -95,7 +95,7 @@ def encode(
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
-    with _eval_mode(encoder), torch.inference_mode(), _autocast(encoder.device):
+    with _eval_mode(encoder), torch.inference_mode(), inference_autocast(encoder.device):
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
             input_ids, mask = _padded([ids[i] for i in chosen], pad_id, encoder.device)
@@ -218,7 +218,7 @@ def _open_binary(path: str) -> IO[bytes]:
     try:
         return open(path, "rb")
     except OSError:
-        _read_bytes(path)  # raises the one-line error every reader gives (no such file, a folder, ...)
+        read_file_bytes(path)  # raises the one-line error every reader gives (no such file, a folder, ...)
         raise
 
 
@@ -232,7 +232,7 @@ def open_sentences(path: str, on_bad_line: str = "error") -> Iterator[SentenceFi
             text.lines = number
             problem = _problem(line, problem)
             if problem:
-                _bad(path, number, problem, "remove or fill the line", on_bad_line, text.skipped)
+                bad_line(path, number, problem, "remove or fill the line", on_bad_line, text.skipped)
         if not text.lines:
             raise InputError("the file has no lines", where=path, hint="pass a file with one sentence per line")
         yield text

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .search import TILE, _tensor
+from .search import TILE, to_tensor
 
 
 def nearest(queries: np.ndarray, corpus: np.ndarray, *, device="cpu", tile: int = TILE) -> np.ndarray:
     """Index of the most cosine-similar corpus row for each query (first index on ties)."""
     out = np.zeros(len(queries), dtype=np.int64)
-    c = _tensor(corpus, device)
+    c = to_tensor(corpus, device)
     for start in range(0, len(queries), tile):
-        sims = _tensor(queries[start:start + tile], device) @ c.T
+        sims = to_tensor(queries[start:start + tile], device) @ c.T
         out[start:start + len(sims)] = sims.argmax(dim=1).cpu().numpy()
     return out
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import UsageError, WacseError
 from .io import atomic_output, language_names
-from .model import LANG_EMBEDDING_FILE, WACSE_FILE, _is_offline
+from .model import LANG_EMBEDDING_FILE, WACSE_FILE, is_offline
 
 CARD_FILE = "README.md"
 PAPER = "https://arxiv.org/abs/2404.02490"
@@ -529,7 +529,7 @@ def _check_can_push() -> None:
     """Fail before touching the folder when no upload can work: offline, or not logged in."""
     import huggingface_hub
 
-    if _is_offline():
+    if is_offline():
         raise WacseError("cannot push while offline (HF_HUB_OFFLINE is set)",
                          hint="unset HF_HUB_OFFLINE, or use --dry-run to see what would be uploaded")
     if huggingface_hub.get_token() is None:

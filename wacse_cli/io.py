@@ -138,7 +138,7 @@ def resolve_langs(langs: str | None, name_hint: tuple[str, str] | None, what: st
 # ----------------------------------------------------------------------------- reading lines
 
 
-def _read_bytes(path: str) -> bytes:
+def read_file_bytes(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
     try:
@@ -153,7 +153,7 @@ def _read_bytes(path: str) -> bytes:
 
 def iter_lines(path: str) -> Iterator[tuple[int, str | None, str | None]]:
     """Yield ``(line_number, text, problem)``; text is None when the line is not valid UTF-8."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     chunks = data.split(b"\n")
@@ -175,7 +175,7 @@ def decode_line(raw: bytes, offset: int) -> tuple[str | None, str | None]:
         return None, f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
 
 
-def _bad(path: str, line: int, reason: str, hint: str, on_bad_line: str, skipped: list) -> None:
+def bad_line(path: str, line: int, reason: str, hint: str, on_bad_line: str, skipped: list) -> None:
     if on_bad_line == "skip":
         skipped.append((line, reason))
         return
@@ -196,7 +196,7 @@ def read_sentences(path: str, on_bad_line: str = "error") -> Sentences:
         if problem is None and not text.strip():
             problem = "empty line"
         if problem:
-            _bad(path, number, problem, "remove or fill the line", on_bad_line, out.skipped)
+            bad_line(path, number, problem, "remove or fill the line", on_bad_line, out.skipped)
             out.lines.append(None)
         else:
             out.lines.append(text)
@@ -248,7 +248,7 @@ def read_parallel_file(
         if problem is None:
             parts, problem = _split_pair(text, sep, columns)
         if problem:
-            _bad(path, number, problem, "fix the line", on_bad_line, out.skipped)
+            bad_line(path, number, problem, "fix the line", on_bad_line, out.skipped)
             out.pairs.append(None)
             out.extra.append(None)
             continue
@@ -375,7 +375,7 @@ def read_id_sentences(path: str, on_bad_line: str = "error") -> tuple[list[str],
         if problem is None and parts[0] in seen:
             problem = f"id '{parts[0]}' appears twice"
         if problem:
-            _bad(path, number, problem, "fix the line", on_bad_line, skipped)
+            bad_line(path, number, problem, "fix the line", on_bad_line, skipped)
             continue
         seen.add(parts[0])
         ids.append(parts[0])
@@ -412,7 +412,7 @@ def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple
             except ValueError:
                 problem = f"score '{parts[2]}' is not a number"
         if problem:
-            _bad(path, number, problem, "fix the line", on_bad_line, skipped)
+            bad_line(path, number, problem, "fix the line", on_bad_line, skipped)
             continue
         pairs.append((parts[0], parts[1]))
         scores.append(score)
@@ -510,7 +510,7 @@ def read_multiway(path: str, on_bad_line: str = "error") -> MultiwayText:
         if problem is None:
             cells, problem = _split_row(text, len(langs))
         if problem:
-            _bad(path, number, problem, "fix the line", on_bad_line, out.skipped)
+            bad_line(path, number, problem, "fix the line", on_bad_line, out.skipped)
         out.rows.append(cells)
     return out
 

@@ -67,7 +67,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 # ----------------------------------------------------------------------------- locating models
 
 
-def _is_offline() -> bool:
+def is_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
@@ -127,10 +127,10 @@ def saved_settings(name_or_path: str) -> tuple[EncoderSettings, dict[str, Any]]:
     return settings, {}
 
 
-def _load_error(name: str, exc: Exception) -> ModelError:
+def load_error(name: str, exc: Exception) -> ModelError:
     if _looks_like_path(name) and not Path(name).expanduser().exists():
         return ModelError(f"model folder '{name}' does not exist", hint="check the path given to --model")
-    if _is_offline() and not Path(name).expanduser().exists():
+    if is_offline() and not Path(name).expanduser().exists():
         return ModelError(
             f"model '{name}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
             hint=f"download it once with network access (hf download {name}), or pass a local folder to --model",
@@ -140,7 +140,7 @@ def _load_error(name: str, exc: Exception) -> ModelError:
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
+def quiet_stdout():
     """Some loaders print to stdout; results own stdout, so send that chatter to stderr."""
     buffer = _io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -158,13 +158,13 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
     quiet_transformers()
     source = str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
     try:
-        with _quiet_stdout():
+        with quiet_stdout():
             tokenizer = AutoTokenizer.from_pretrained(source)
             if not with_mlm_head:
                 return tokenizer, AutoModel.from_pretrained(source), None
             mlm = AutoModelForMaskedLM.from_pretrained(source)
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error(name_or_path, exc) from None
+        raise load_error(name_or_path, exc) from None
     head_name = next(n for n, _ in mlm.named_children() if n != mlm.base_model_prefix)
     return tokenizer, mlm.base_model, _MlmHead(getattr(mlm, head_name), head_name)
 
@@ -269,7 +269,7 @@ class SentenceEncoder(nn.Module):
         """Write a folder that transformers, sentence-transformers and wacse all load."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with _quiet_stdout():
+        with quiet_stdout():
             self.backbone.save_pretrained(folder, safe_serialization=True)
             self.tokenizer.save_pretrained(folder)
         write_sentence_transformers_files(folder, self.settings, self.hidden_size)

@@ -20,7 +20,7 @@ import torch
 TILE = 4096
 
 
-def _tensor(x: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+def to_tensor(x: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
 
 
@@ -31,9 +31,9 @@ def topk_cosine(queries: np.ndarray, corpus: np.ndarray, k: int, *, device="cpu"
     indices = np.zeros((len(queries), k), dtype=np.int64)
     if k == 0 or len(queries) == 0:
         return scores, indices
-    c = _tensor(corpus, device)
+    c = to_tensor(corpus, device)
     for start in range(0, len(queries), tile):
-        q = _tensor(queries[start:start + tile], device)
+        q = to_tensor(queries[start:start + tile], device)
         best_s, best_i = None, None
         for c_start in range(0, len(c), tile):
             sims = q @ c[c_start:c_start + tile].T

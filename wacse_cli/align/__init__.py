@@ -226,14 +226,14 @@ def _tokenizer_or_none(model):
         return model.tokenizer
     from transformers import AutoTokenizer
 
-    from ..model import _load_error, quiet_transformers
+    from ..model import load_error, quiet_transformers
 
     quiet_transformers()
     try:
         local = Path(model).expanduser()
         return AutoTokenizer.from_pretrained(str(local) if local.exists() else model)
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error(model, exc) from None
+        raise load_error(model, exc) from None
 
 
 class DiagonalAligner:

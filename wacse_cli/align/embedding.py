@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..embed import _autocast
+from ..embed import inference_autocast
 from ..model import SentenceEncoder
 from .words import token_words
 
@@ -242,7 +242,7 @@ class EmbedAligner:
         out: list[torch.Tensor | None] = [None] * len(ids)
         was_training = encoder.training
         encoder.eval()
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), inference_autocast(device):
             for start in range(0, len(order), self.batch_size):
                 chosen = order[start:start + self.batch_size]
                 batch = self.tokenizer.pad({"input_ids": [ids[k] for k in chosen]}, return_tensors="pt").to(device)

@@ -27,9 +27,9 @@ from types import SimpleNamespace
 
 import torch
 
-from ..embed import _autocast
+from ..embed import inference_autocast
 from ..errors import UsageError
-from ..model import EncoderSettings, _load_error, _quiet_stdout, fingerprint, quiet_transformers, resolve_device
+from ..model import EncoderSettings, load_error, quiet_stdout, fingerprint, quiet_transformers, resolve_device
 from .words import token_words, words_that_fit
 
 DEFAULT_MODEL = "qiyuw/WSPAlign-xlm-base"
@@ -100,11 +100,11 @@ def load_qa_model(name_or_path: str, device: str = "auto"):
     local = Path(name_or_path).expanduser()
     source = str(local) if local.exists() else name_or_path
     try:
-        with _quiet_stdout():
+        with quiet_stdout():
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForQuestionAnswering.from_pretrained(source)
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error(name_or_path, exc) from None
+        raise load_error(name_or_path, exc) from None
     origin = f"{name_or_path} {getattr(model.config, '_name_or_path', '')}".lower()
     if "wspalign" in origin and name_or_path not in _noticed:
         _noticed.add(name_or_path)
@@ -191,7 +191,7 @@ class WSPAligner:
         order = sorted(range(len(queries)), key=lambda k: -len(enc["input_ids"][k]))
         names = [n for n in self.tokenizer.model_input_names if n in enc]
         device = next(self.model.parameters()).device
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), inference_autocast(device):
             for start in range(0, len(order), self.batch_size):
                 chosen = order[start:start + self.batch_size]
                 batch = self.tokenizer.pad({n: [enc[n][k] for k in chosen] for n in names}, return_tensors="pt")

@@ -108,3 +108,22 @@ def test_dropout_is_replayed_exactly(tiny_model):
     third, _ = encoder(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     assert not torch.allclose(first, third)
+
+
+def test_both_sides_in_one_pass_give_the_same_gradients(setup):
+    """The GPU default (X and Y padded together, one forward) against one pass per side."""
+    encoder, batch = setup
+    weights = Losses(tr=0.8, awp=0.1, wtr=0.1)
+
+    def grads(joint: bool, chunk_size: int):
+        encoder.zero_grad(set_to_none=True)
+        train_step(WacseObjective(encoder, weights, joint_sides=joint), batch, chunk_size)
+        return {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+
+    separate = grads(False, len(batch))
+    assert batch.x.ids.shape[1] != batch.y.ids.shape[1]  # the two sides really are padded differently
+    for chunk_size in (len(batch), 3):
+        joint = grads(True, chunk_size)
+        assert joint.keys() == separate.keys()
+        for name, grad in separate.items():
+            torch.testing.assert_close(joint[name], grad, rtol=1e-6, atol=1e-9, msg=name)

@@ -91,6 +91,17 @@ class Side:
         return len(self.ids)
 
 
+def stack_sides(x: Side, y: Side, pad_id: int) -> Side:
+    """X's rows then Y's, padded to the longer of the two: one forward pass for both sides."""
+    length = max(x.ids.shape[1], y.ids.shape[1])
+
+    def padded(t: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, length - t.shape[1]), value=value)
+
+    return Side(torch.cat([padded(x.ids, pad_id), padded(y.ids, pad_id)]), torch.cat([padded(x.mask, 0), padded(y.mask, 0)]),
+                torch.cat([padded(x.words, -1), padded(y.words, -1)]), torch.cat([x.lang, y.lang]))
+
+
 @dataclass
 class WordPairs:
     """The drawn word pair of every example that has one: x_j in X, y_k in Y."""

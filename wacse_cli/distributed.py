@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +57,9 @@ class Ranks:
             return tensors
         from torch.distributed.nn.functional import all_gather
 
-        return tuple(torch.cat(all_gather(t.contiguous())) for t in tensors)
+        with warnings.catch_warnings():  # torch 2.13 deprecates it in favour of a private module; it still works
+            warnings.simplefilter("ignore", FutureWarning)
+            return tuple(torch.cat(all_gather(t.contiguous())) for t in tensors)
 
     def gather_constant(self, tensor: Tensor) -> Tensor:
         """Like ``gather`` for a tensor that needs no gradient (masks, counts)."""

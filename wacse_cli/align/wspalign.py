@@ -197,8 +197,8 @@ class WSPAligner:
                 batch = self.tokenizer.pad({n: [enc[n][k] for k in chosen] for n in names}, return_tensors="pt")
                 context = _context_mask([enc.sequence_ids(k) for k in chosen], batch["input_ids"].shape[1])
                 logits = self.model(**batch.to(device))
-                starts, ends, probs, nulls = best_spans(logits.start_logits, logits.end_logits, context.to(device),
-                                                        self.max_span)
+                found = best_spans(logits.start_logits, logits.end_logits, context.to(device), self.max_span)
+                starts, ends, probs, nulls = (t.tolist() for t in found)  # one copy per batch, not one per row
                 for row, k in enumerate(chosen):
                     if probs[row] > nulls[row]:
                         p, direction, asked, _, _, c_spans = queries[k]
@@ -217,11 +217,8 @@ def _tokens_per_word(offsets, spans) -> list[int]:
 
 
 def _context_mask(sequence_ids: list[list], length: int) -> torch.Tensor:
-    mask = torch.zeros(len(sequence_ids), length, dtype=torch.bool)
-    for row, ids in enumerate(sequence_ids):
-        for position, seq in enumerate(ids):
-            mask[row, position] = seq == 1
-    return mask
+    rows = [[seq == 1 for seq in ids] + [False] * (length - len(ids)) for ids in sequence_ids]
+    return torch.tensor(rows, dtype=torch.bool).reshape(len(sequence_ids), length)
 
 
 def _context_offsets(enc, k: int) -> list[tuple[int, int]]:

@@ -24,11 +24,11 @@ from typing import IO, Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .errors import InputError, UsageError
 from .io import atomic_output, bad_line, check_on_bad_line, decode_line, read_file_bytes
 from .model import SentenceEncoder
+from .progress import progress_bar
 
 CHUNK_LINES = 100_000  # lines sorted and encoded together; bounds memory, keeps batches well packed
 MERGE_ROWS = 65_536  # rows copied at a time when joining pieces
@@ -76,7 +76,7 @@ def encode(
     lang: str | None = None,
     progress: bool = True,
     desc: str = "embedding",
-    bar: tqdm | None = None,
+    bar=None,
 ) -> np.ndarray:
     """float32 array of shape (len(sentences), hidden), each row of unit length.
 
@@ -94,7 +94,7 @@ def encode(
     pad_id = encoder.tokenizer.pad_token_id or 0
     own_bar = bar is None
     if own_bar:
-        bar = tqdm(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
+        bar = progress_bar(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
     with _eval_mode(encoder), torch.inference_mode(), inference_autocast(encoder.device):
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
@@ -317,7 +317,7 @@ def embed_file(
         raise UsageError(f"--dtype must be float32 or float16, not '{dtype}'")
     start, end = rows or (0, text.lines)
     skipped = text.skipped_in(start, end)
-    bar = tqdm(total=end - start - skipped, desc="embedding", unit="sent", disable=not progress, leave=False)
+    bar = progress_bar(total=end - start - skipped, desc="embedding", unit="sent", disable=not progress, leave=False)
     with bar, npy_writer(output, (end - start, encoder.hidden_size), dtype) as append:
         for chunk in text.chunks(start, end, chunk_lines):
             append(encode_lines(encoder, chunk, bar=bar, **kwargs))

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import UsageError
+from .progress import progress_bar
 from .search import Exact, topk_cosine
 
 INDEXES = ("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw")
@@ -152,7 +152,7 @@ def _fill(index, vectors: np.ndarray, kind: str, progress: bool) -> None:
         rng = np.random.default_rng(0)
         size = min(len(vectors), TRAIN_PER_LIST * index.nlist)
         index.train(np.ascontiguousarray(vectors[np.sort(rng.choice(len(vectors), size, replace=False))]))
-    with tqdm(total=len(vectors), desc=f"building {kind}", unit="vec", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(vectors), desc=f"building {kind}", unit="vec", disable=not progress, leave=False) as bar:
         for start in range(0, len(vectors), ADD_BLOCK):
             block = np.ascontiguousarray(vectors[start:start + ADD_BLOCK], dtype=np.float32)
             index.add(block)

@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import __version__
 from .data import (BatchSampler, EncodedPair, EncodedRow, Example, encode_examples, encode_rows, make_batch,
@@ -36,6 +35,7 @@ from .evaluate import retrieval_accuracy
 from .gradcache import WacseObjective, multiway_step, train_step
 from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel
 from .model import SentenceEncoder, load_encoder
+from .progress import progress_bar
 from .recipe import Recipe, to_toml
 
 CHECKPOINTS = "checkpoints"
@@ -498,7 +498,7 @@ class Trainer:
               state, data, objective: WacseObjective):
         recipe, ranks = self.recipe, self.ranks
         pad_id = encoder.tokenizer.pad_token_id
-        bar = tqdm(total=recipe.steps, initial=state.step, desc="training", unit="step",
+        bar = progress_bar(total=recipe.steps, initial=state.step, desc="training", unit="step",
                    disable=not (self.progress and ranks.is_main))
         encoder.train()
         if objective.decoder is not None:

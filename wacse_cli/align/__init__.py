@@ -20,11 +20,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..errors import ModelError, UsageError
 from ..io import ParallelText, text_sha256
 from ..paths import cache_dir
+from ..progress import progress_bar
 from .store import Journal, Links, links_from_file, read_cached, read_links
 from .words import check_mode, token_word_ids, word_spans, words_mode_for
 
@@ -119,7 +118,7 @@ def cache_key(text: ParallelText, aligner: str, model_key: str, options: dict, t
 
 def _run_chunks(text: ParallelText, spans, worker, threshold: float, log: Journal, progress: bool) -> None:
     size = log.header["chunk_lines"]
-    bar = tqdm(total=len(text.kept()), desc=f"aligning ({worker.name})", unit="pair", disable=not progress, leave=False)
+    bar = progress_bar(total=len(text.kept()), desc=f"aligning ({worker.name})", unit="pair", disable=not progress, leave=False)
     for index in range(log.header["chunks"]):
         lines = range(index * size, min(len(text.pairs), (index + 1) * size))
         kept = [i for i in lines if text.pairs[i] is not None]

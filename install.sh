@@ -8,7 +8,8 @@ set -e
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/null 2>&1; then
-    "$PYTHON" -m pip install --quiet "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
+    # few retries: where download.pytorch.org cannot be reached, pip goes on with the other sources at once
+    "$PYTHON" -m pip install --quiet --retries 2 "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
 fi
 if [ "${1:-}" = "test" ]; then
     "$PYTHON" -m pip install --quiet -e ".[test]"

@@ -359,3 +359,15 @@ def test_grc_en_embed_beats_the_diagonal(cli, tmp_path):
         total = sum(len(p) for p in predicted) + sum(len(s) for s in sure)
         assert scores[name]["aer"] == pytest.approx(1 - 2 * hits / total)
     assert scores["embed"]["aer"] < scores["diagonal"]["aer"] - 0.1
+
+
+def test_default_threshold_depends_on_the_aligner(cli, tiny_qa, pairs20, tmp_path):
+    """WSPAlign's span probabilities are cut at 0.9 (as WACSE does); IterMax already chose its links."""
+    def threshold(*args) -> float:
+        result = cli("align", pairs20, *args, "-o", tmp_path / f"{args[1]}.align", "--json", "--no-cache")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["threshold"]
+
+    assert threshold("--aligner", "embed", "-m", tiny_qa, "--layer", "1") == 0.0
+    assert threshold("--aligner", "wspalign", "-m", tiny_qa) == 0.9
+    assert threshold("--aligner", "embed", "-m", tiny_qa, "--layer", "1", "--threshold", "0.5") == 0.5

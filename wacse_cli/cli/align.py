@@ -8,6 +8,10 @@ import typer
 from . import options as opt
 from .common import echo_json, note, report_errors
 
+# WSPAlign's scores are span probabilities, and WACSE keeps pairs at 0.9 or above; IterMax (embed)
+# and the diagonal already choose their links, so by default every one of them is kept.
+DEFAULT_THRESHOLDS = {"wspalign": 0.9}
+
 
 @report_errors
 def align(
@@ -19,7 +23,9 @@ def align(
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Hub id or folder; wspalign's default is qiyuw/WSPAlign-xlm-base, embed needs one.")
     ] = None,
-    threshold: Annotated[float, typer.Option(help="Keep links scoring at least this (0 to 1; 0 keeps all).")] = 0.9,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Keep links scoring at least this (0 to 1; 0 keeps all). Default: 0.9 for wspalign (as WACSE uses), "
+             "0 for embed and diagonal (every link they find).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="pharaoh (i-j pairs) or jsonl (words and scored links).")] = "pharaoh",
     layer: Annotated[Optional[int], typer.Option(
@@ -52,6 +58,8 @@ def align(
     from ..io import atomic_output, read_parallel
 
     check_format(fmt)
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
     text = read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line)
     result = align_text(
         text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,

@@ -97,3 +97,12 @@ def test_missing_file_and_missing_model(cli, tiny_model, tmp_path):
     result = cli("embed", good, "-o", tmp_path / "e.npy")
     assert result.exit_code == 2
     assert result.stderr.strip() == "wacse: error: no model given; pass --model with a Hugging Face id or a local folder"
+
+
+@pytest.mark.parametrize("command", ["align", "train"])
+def test_a_missing_file_is_reported_before_its_languages(cli, tiny_model, tmp_path, command):
+    """A path without language codes that does not exist: the missing file is the error, not its name."""
+    missing = tmp_path / "pairs.tsv"
+    extra = ["--aligner", "embed"] if command == "align" else ["--recipe", "demo", "-o", tmp_path / "run"]
+    result = cli(command, missing, "-m", tiny_model, *extra)
+    assert_one_line_error(result, str(missing), "no such file; check the path")

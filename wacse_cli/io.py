@@ -236,8 +236,8 @@ def read_parallel_file(
 ) -> ParallelText:
     """Read ``src<TAB>tgt`` or ``src ||| tgt`` lines (``columns=3`` also allows a third column)."""
     check_on_bad_line(on_bad_line)
+    lines = list(iter_lines(path))  # a missing or unreadable file is the first thing to report
     src_lang, tgt_lang = resolve_langs(langs, langs_from_name(path), path)
-    lines = list(iter_lines(path))
     if not lines:
         raise InputError("the file has no lines", where=path, hint="pass a file of sentence pairs")
     first_good = next((t for _, t, p in lines if p is None and t.strip()), None)
@@ -265,8 +265,8 @@ def read_parallel_files(
     hint = None
     if lang_from_extension(src) and lang_from_extension(tgt):
         hint = (lang_from_extension(src), lang_from_extension(tgt))
-    src_lang, tgt_lang = resolve_langs(langs, hint, f"{src} and {tgt}")
     src_lines, tgt_lines = list(iter_lines(src)), list(iter_lines(tgt))
+    src_lang, tgt_lang = resolve_langs(langs, hint, f"{src} and {tgt}")
     if len(src_lines) != len(tgt_lines):
         longer, shorter = (src, tgt) if len(src_lines) > len(tgt_lines) else (tgt, src)
         n_long, n_short = max(len(src_lines), len(tgt_lines)), min(len(src_lines), len(tgt_lines))

@@ -20,14 +20,10 @@ from wacse_cli.recipe import Losses, load_recipe
 from wacse_cli.train import LOG_FILE, Trainer, complete_checkpoints
 
 from .conftest import demo_pairs
+from .test_gradcache import links_for
 
 WORLD = 2
 WEIGHTS = {"tr": 0.8, "awp": 0.1, "wtr": 0.1}
-
-
-def links_for(src: str, tgt: str) -> list[tuple[int, int]]:
-    n, m = len(src.split()), len(tgt.split())
-    return [(i, min(i, m - 1)) for i in range(n)]
 
 
 def float64_encoder(model: str):

@@ -100,12 +100,18 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
         return TrainingData(texts, [t.kept() for t in texts], dev)
     rows, dev = [], []
     for text in texts:
-        kept = text.kept()
-        train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
-        rows.append([kept[i] for i in train_idx])
-        if dev_idx:
-            dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[kept[i]] for i in dev_idx]))
+        train_rows, dev_rows = split_kept(text, recipe)
+        rows.append(train_rows)
+        if dev_rows:
+            dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[i] for i in dev_rows]))
     return TrainingData(texts, rows, dev)
+
+
+def split_kept(text: ParallelText | MultiwayText, recipe: Recipe) -> tuple[list[int], list[int]]:
+    """(training line indices, dev line indices) among the lines of ``text`` that were kept."""
+    kept = text.kept()
+    train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
+    return [kept[i] for i in train_idx], [kept[i] for i in dev_idx]
 
 
 def build_examples(data: TrainingData, alignments: list[list | None]) -> list[Example]:
@@ -164,10 +170,9 @@ def load_multiway_data(recipe: Recipe, paths: list[str], on_bad_line: str) -> Tr
         return TrainingData(texts, [t.kept() for t in texts], _dev_sets(dev), multiway=True)
     rows, dev = [], []
     for text in texts:
-        kept = text.kept()
-        train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
-        rows.append([kept[i] for i in train_idx])
-        dev += text.language_pairs([kept[i] for i in dev_idx])
+        train_rows, dev_rows = split_kept(text, recipe)
+        rows.append(train_rows)
+        dev += text.language_pairs(dev_rows)
     return TrainingData(texts, rows, _dev_sets(dev), multiway=True)
 
 
@@ -318,10 +323,10 @@ def _torch_rng() -> dict:
 
 
 def _rng_state(link_rng: np.random.Generator, ranks_torch: list[dict] | None = None) -> dict:
-    """Every generator; ``ranks_torch``: each rank's torch (dropout) state, gathered under torchrun."""
+    """Every generator; ``ranks_torch``: each rank's torch (dropout) state, kept when there are several."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "links": link_rng.bit_generator.state,
              **_torch_rng()}
-    if ranks_torch is not None and len(ranks_torch) > 1:
+    if ranks_torch and len(ranks_torch) > 1:
         state["ranks"] = ranks_torch
     return state
 
@@ -523,7 +528,7 @@ class Trainer:
                                 | {"pairs/s": f"{record['pairs_per_s']:.1f}"})
                 bar.update(1)
                 if state.step % recipe.eval_interval == 0 or state.step == recipe.steps:
-                    ranks_torch = ranks.all_gather_object(_torch_rng()) if ranks.active else None
+                    ranks_torch = ranks.all_gather_object(_torch_rng())  # every rank takes part
                     if ranks.is_main:
                         record["dev"] = self._evaluate(encoder, data, state)
                         save_checkpoint(self.out, encoder, optimizer, scheduler, sampler, link_rng, state, recipe,

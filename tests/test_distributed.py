@@ -17,7 +17,8 @@ from wacse_cli.gradcache import WacseObjective, multiway_step, train_step
 from wacse_cli.io import read_multiway
 from wacse_cli.model import load_encoder
 from wacse_cli.recipe import Losses, load_recipe
-from wacse_cli.train import LOG_FILE, Trainer, complete_checkpoints
+from wacse_cli.checkpoints import complete_checkpoints
+from wacse_cli.train import LOG_FILE, Trainer
 
 from .conftest import demo_pairs
 from .test_gradcache import links_for

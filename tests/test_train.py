@@ -9,7 +9,8 @@ import torch
 from wacse_cli.errors import UsageError
 from wacse_cli.gradcache import StepLosses
 from wacse_cli.recipe import load_recipe, shipped_recipes, to_toml, valid_keys
-from wacse_cli.train import Trainer, TrainingStopped, checkpoint_dir, load_checkpoint
+from wacse_cli.checkpoints import checkpoint_dir, load_checkpoint
+from wacse_cli.train import Trainer, TrainingStopped
 
 from .conftest import demo_pairs
 

@@ -110,12 +110,23 @@ def encode(
     return out
 
 
-def encode_lines(encoder: SentenceEncoder, lines: list[str | None], **kwargs) -> np.ndarray:
-    """Like :func:`encode`, with a zero row wherever a line was skipped (None)."""
-    kept = [i for i, line in enumerate(lines) if line is not None]
-    vectors = encode(encoder, [lines[i] for i in kept], **kwargs)
+def encode_lines(encoder: SentenceEncoder, lines: list[str | None], *, chunk_lines: int | None = None,
+                 **kwargs) -> np.ndarray:
+    """Like :func:`encode`, with a zero row wherever a line was skipped (None).
+
+    With ``chunk_lines``, the lines are tokenised and encoded that many at a time under one
+    progress bar, so a million lines never hold a million token lists at once.
+    """
     out = np.zeros((len(lines), encoder.hidden_size), dtype=np.float32)
-    out[kept] = vectors
+    if chunk_lines is None or len(lines) <= chunk_lines:
+        kept = [i for i, line in enumerate(lines) if line is not None]
+        out[kept] = encode(encoder, [lines[i] for i in kept], **kwargs)
+        return out
+    progress, desc = kwargs.pop("progress", True), kwargs.pop("desc", "embedding")
+    total = sum(line is not None for line in lines)
+    with progress_bar(total=total, desc=desc, unit="sent", disable=not progress, leave=False) as bar:
+        for start in range(0, len(lines), chunk_lines):
+            out[start:start + chunk_lines] = encode_lines(encoder, lines[start:start + chunk_lines], bar=bar, **kwargs)
     return out
 
 
@@ -140,6 +151,7 @@ def cached_encode(encoder: SentenceEncoder, model_name: str, lines: list[str | N
                   **kwargs) -> np.ndarray:
     """:func:`encode_lines`, kept in the cache (see :func:`cache_stem`), so a second search over the
     same corpus does not embed it again."""
+    kwargs.setdefault("chunk_lines", CHUNK_LINES)
     if not use_cache:
         return encode_lines(encoder, lines, **kwargs)
     stem = cache_stem(encoder, model_name, lines, max_length=kwargs.get("max_length"), lang=kwargs.get("lang"))

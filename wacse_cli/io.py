@@ -345,6 +345,22 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def check_writable(path: str | None, *, inputs: list[str] = ()) -> None:
+    """Fail before any slow work if ``path`` cannot be written or is one of the ``inputs``."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a folder", hint="pass a file name for the output")
+    if not target.parent.exists():
+        raise UsageError(f"{path}: folder {target.parent} does not exist", hint="create it first")
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"{path}: folder {target.parent} is not writable", hint="choose another output path")
+    for name in inputs:
+        if name != "-" and target.exists() and Path(name).exists() and target.samefile(name):
+            raise UsageError(f"{path}: is also an input, and would be overwritten", hint="choose another output path")
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

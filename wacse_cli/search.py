@@ -142,6 +142,15 @@ def search(queries: np.ndarray, corpus: np.ndarray, k: int, *, score: str = "cos
     return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1)
 
 
+def neighbourhood_means(src: np.ndarray, tgt: np.ndarray, k: int, *, device="cpu", src_index=None,
+                        tgt_index=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cosine of each source row to its k nearest targets, and of each target row to its k
+    nearest sources: the two denominators of the ratio margin (exact indexes by default)."""
+    fwd, _ = rescored_topk(src, Exact(tgt, device) if tgt_index is None else tgt_index, k)
+    bwd, _ = rescored_topk(tgt, Exact(src, device) if src_index is None else src_index, k)
+    return _mean(fwd, k), _mean(bwd, k)
+
+
 @dataclass
 class MinedPair:
     score: float

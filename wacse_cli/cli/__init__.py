@@ -8,9 +8,11 @@ import typer
 
 from .. import __version__
 from .align import align
+from .bootstrap import bootstrap
 from .demo import demo
 from .embed import embed
 from .eval import eval_app
+from .filter import filter_pairs
 from .mine import mine
 from .push import push
 from .search import search
@@ -45,6 +47,8 @@ def _root(
 app.command("embed")(embed)
 app.command("search")(search)
 app.command("mine")(mine)
+app.command("filter")(filter_pairs)
+app.command("bootstrap")(bootstrap)
 app.command("align")(align)
 app.command("push")(push)
 app.command("train")(train)

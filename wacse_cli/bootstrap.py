@@ -1,0 +1,252 @@
+"""``wacse bootstrap``: grow the training data of a language pair from a small seed and monolingual text.
+
+Round 0 trains on the seed's training split. Each later round, with the model of the round before:
+
+1. embed both monolingual files, with the seed's dev pairs hidden among them,
+2. mine one-to-one pairs by ratio margin (:func:`wacse_cli.search.mine`, as ``wacse mine``),
+3. estimate the mining precision on the hidden dev pairs (a mined pair that holds a dev sentence
+   is right only if it is that sentence's dev pair), then drop every pair that holds a dev
+   sentence, so mined pairs never reach the dev split,
+4. filter the rest with ``wacse filter``'s rules and calibrated cut (:mod:`wacse_cli.filter`),
+5. train again on the seed plus the kept pairs (from the base model, or from the last round's with
+   ``init="previous"``) and evaluate P@1 on the seed's dev split.
+
+It stops after ``rounds`` rounds, or as soon as dev P@1 does not improve on the best round so far.
+Round N lives in ``OUT/round-N/`` (mined pairs with scores, the training file, the model); its
+``round.json``, written last, marks it finished, so ``resume`` continues after the last finished one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .embed import encode_lines
+from .errors import UsageError
+from .filter import FilterSettings, score_and_cut
+from .filter_rules import apply_rules
+from .io import ParallelText, Sentences, atomic_output
+from .recipe import Recipe
+from .search import mine
+from .training_data import dev_split
+
+SUMMARY = "wacse.json"
+ROUND_FILE = "round.json"
+INITS = ("base", "previous")
+
+
+@dataclass
+class BootstrapSettings:
+    rounds: int = 2
+    precision: float = 0.95  # the filter's target precision
+    neighbours: int = 4
+    init: str = "base"  # train each round from the base model, or continue from the last round's
+    filter: FilterSettings = field(default_factory=FilterSettings)
+
+
+@dataclass
+class Round:
+    round: int
+    train_pairs: int
+    mined: int = 0  # one-to-one pairs mined (without those holding a dev sentence)
+    kept: int = 0  # of those, kept by the filter
+    heldout_precision: float | None = None  # mined pairs with a hidden dev sentence that are its dev pair
+    heldout_pairs: int = 0  # mined pairs that hold a hidden dev sentence
+    filter_precision: float | None = None  # the filter's own estimate
+    dev_p1: float = float("nan")
+    model: str = ""
+
+
+@dataclass
+class Seed:
+    """The seed split once for the whole run: training pairs and dev pairs."""
+
+    src_lang: str
+    tgt_lang: str
+    train: list[tuple[str, str]]
+    dev: list[tuple[str, str]]
+
+    @property
+    def pair_name(self) -> str:
+        return f"{self.src_lang}-{self.tgt_lang}"
+
+
+def split_seed(text: ParallelText, recipe: Recipe) -> Seed:
+    """The recipe's dev split of the seed; training lines sharing a sentence with dev are left out."""
+    pairs = list(dict.fromkeys(text.pairs[i] for i in text.kept()))
+    train_idx, dev_idx = dev_split(len(pairs), recipe.dev_size, recipe.seed)
+    if len(dev_idx) < 2:
+        raise UsageError(f"{text.name}: a seed of {len(pairs)} distinct pairs leaves no dev split",
+                         hint="use a seed of at least 10 pairs")
+    dev = [pairs[i] for i in dev_idx]
+    dev_src, dev_tgt = {s for s, _ in dev}, {t for _, t in dev}
+    train = [pairs[i] for i in train_idx if pairs[i][0] not in dev_src and pairs[i][1] not in dev_tgt]
+    return Seed(text.src_lang, text.tgt_lang, train, dev)
+
+
+def write_pairs(path: Path, pairs: list[tuple[str, str]]) -> None:
+    with atomic_output(str(path)) as handle:
+        for src, tgt in pairs:
+            handle.write(f"{src}\t{tgt}\n")
+
+
+def pool(mono: Sentences, planted: list[str]) -> list[str]:
+    """The monolingual sentences, each once, with the planted (dev) sentences among them."""
+    return list(dict.fromkeys([line for line in mono.lines if line is not None] + planted))
+
+
+def heldout_precision(pairs: list[tuple[str, str]], dev: list[tuple[str, str]]) -> tuple[float | None, int]:
+    """(share right, count) of the mined pairs that hold a dev sentence on either side."""
+    dev_set, dev_src, dev_tgt = set(dev), {s for s, _ in dev}, {t for _, t in dev}
+    touching = [p for p in pairs if p[0] in dev_src or p[1] in dev_tgt]
+    if not touching:
+        return None, 0
+    return sum(p in dev_set for p in touching) / len(touching), len(touching)
+
+
+class Bootstrap:
+    """One bootstrap run in ``out``; ``train`` is called as ``train(recipe, folder, files)`` and
+    returns the dev P@1 of the model it wrote there (see :func:`wacse_cli.train.Trainer`)."""
+
+    def __init__(self, recipe: Recipe, seed: Seed, src_mono: Sentences, tgt_mono: Sentences, out: str | Path,
+                 settings: BootstrapSettings, *, train: Callable[[Recipe, Path, list[str]], float],
+                 load: Callable[[str], object], resume: bool = False, progress: bool = True,
+                 report: Callable[[Round], None] = lambda r: None):
+        self.recipe, self.seed, self.out = recipe, seed, Path(out)
+        self.src_mono, self.tgt_mono, self.settings = src_mono, tgt_mono, settings
+        self.train, self.load, self.resume, self.progress, self.report = train, load, resume, progress, report
+
+    # ------------------------------------------------------------------ folders
+
+    def finished_rounds(self) -> list[Round]:
+        done = []
+        while (path := self.out / f"round-{len(done)}" / ROUND_FILE).is_file():
+            done.append(Round(**json.loads(path.read_text(encoding="utf-8"))))
+        return done
+
+    def _prepare(self) -> list[Round]:
+        if self.out.exists() and any(self.out.iterdir()) and not self.resume:
+            raise UsageError(f"{self.out} already holds files", hint="pass --resume to continue that run, or choose another -o")
+        if self.resume and not (self.out / SUMMARY).is_file():
+            raise UsageError(f"{self.out} holds no bootstrap run to resume", hint="run without --resume")
+        self.out.mkdir(parents=True, exist_ok=True)
+        done = self.finished_rounds() if self.resume else []
+        if not done:
+            write_pairs(self.dev_file, self.seed.dev)
+        return done
+
+    @property
+    def dev_file(self) -> Path:
+        return self.out / f"dev.{self.seed.pair_name}.tsv"
+
+    # ------------------------------------------------------------------ rounds
+
+    def run(self) -> list[Round]:
+        rounds = self._prepare()
+        self._write_summary(rounds, "running")
+        stop = self._stop_reason(rounds)
+        while stop is None:
+            rounds.append(self._round(len(rounds), rounds))
+            self.report(rounds[-1])
+            stop = self._stop_reason(rounds)
+            self._write_summary(rounds, stop or "running")
+        return rounds
+
+    def _stop_reason(self, rounds: list[Round]) -> str | None:
+        if len(rounds) > self.settings.rounds:
+            return f"ran {self.settings.rounds} rounds"
+        if len(rounds) >= 2 and rounds[-1].dev_p1 <= max(r.dev_p1 for r in rounds[:-1]):
+            return "dev P@1 stopped improving"
+        return None
+
+    def _round(self, number: int, before: list[Round]) -> Round:
+        folder = self.out / f"round-{number}"
+        shutil.rmtree(folder, ignore_errors=True)  # an unfinished round starts again
+        folder.mkdir(parents=True)
+        record = Round(number, len(self.seed.train))
+        train_pairs = list(self.seed.train)
+        if number > 0:
+            kept = self._mine_and_filter(folder, before[-1].model, record)
+            train_pairs = list(dict.fromkeys(train_pairs + kept))
+            record.train_pairs = len(train_pairs)
+        train_file = folder / f"train.{self.seed.pair_name}.tsv"
+        write_pairs(train_file, train_pairs)
+        base = self.recipe.model if self.settings.init == "base" or number == 0 else before[-1].model
+        recipe = dataclasses.replace(self.recipe, model=base, dev_data=str(self.dev_file).replace("{", "{{").replace("}", "}}"))
+        record.model = str(folder / "model")
+        record.dev_p1 = self.train(recipe, folder / "model", [str(train_file)])
+        with atomic_output(str(folder / ROUND_FILE)) as handle:
+            json.dump(dataclasses.asdict(record), handle, indent=2)
+        return record
+
+    def _mine_and_filter(self, folder: Path, model: str, record: Round) -> list[tuple[str, str]]:
+        encoder = self.load(model)
+        src_pool = pool(self.src_mono, [s for s, _ in self.seed.dev])
+        tgt_pool = pool(self.tgt_mono, [t for _, t in self.seed.dev])
+        src_vecs = encode_lines(encoder, src_pool, desc="source", progress=self.progress, chunk_lines=100_000)
+        tgt_vecs = encode_lines(encoder, tgt_pool, desc="target", progress=self.progress, chunk_lines=100_000)
+        mined = mine(src_vecs, tgt_vecs, k=self.settings.neighbours, device=encoder.device)
+        mined.sort(key=lambda p: p.src)  # input order of the source file: neighbouring lines stay neighbours
+        pairs = [(src_pool[p.src], tgt_pool[p.tgt]) for p in mined]
+        record.heldout_precision, record.heldout_pairs = heldout_precision(pairs, self.seed.dev)
+        dev_src, dev_tgt = {s for s, _ in self.seed.dev}, {t for _, t in self.seed.dev}
+        outside = [i for i, (s, t) in enumerate(pairs) if s not in dev_src and t not in dev_tgt]
+        reasons = apply_rules([pairs[i] for i in outside], self.seed.src_lang, self.seed.tgt_lang,
+                              self.settings.filter.rules)
+        rows = [outside[j] for j, reason in enumerate(reasons) if reason is None]
+        src_rows = np.array([mined[i].src for i in rows], dtype=np.int64)
+        tgt_rows = np.array([mined[i].tgt for i in rows], dtype=np.int64)
+        settings = dataclasses.replace(self.settings.filter, precision=self.settings.precision,
+                                       neighbours=self.settings.neighbours)
+        result = score_and_cut(reasons, src_vecs[src_rows], tgt_vecs[tgt_rows], settings, device=encoder.device,
+                               progress=self.progress)
+        record.mined, record.kept = len(outside), len(result.kept)
+        record.filter_precision = round(result.cut.precision, 4)
+        with atomic_output(str(folder / "mined.tsv")) as handle:
+            handle.write("margin\tfilter_score\tprobability\tdecision\treason\tsource\ttarget\n")
+            for j, i in enumerate(outside):
+                score = result.scores[j]
+                shown = "-" if np.isnan(score) else f"{score:.6f}"
+                handle.write(f"{mined[i].score:.6f}\t{shown}\t{result.probs[j]:.4f}\t"
+                             f"{'keep' if result.reasons[j] is None else 'drop'}\t{result.reasons[j] or '-'}\t"
+                             f"{pairs[i][0]}\t{pairs[i][1]}\n")
+        return [pairs[outside[j]] for j in result.kept]
+
+    def _write_summary(self, rounds: list[Round], status: str) -> None:
+        best = max(rounds, key=lambda r: r.dev_p1, default=None)
+        summary = {"status": status, "pair": self.seed.pair_name, "seed_train": len(self.seed.train),
+                   "dev": len(self.seed.dev), "settings": {"rounds": self.settings.rounds,
+                                                           "precision": self.settings.precision,
+                                                           "init": self.settings.init},
+                   "recipe": self.recipe.to_dict(), "rounds": [dataclasses.asdict(r) for r in rounds],
+                   "best_round": best.round if best else None, "best_model": best.model if best else None}
+        with atomic_output(str(self.out / SUMMARY)) as handle:
+            json.dump(summary, handle, indent=2, ensure_ascii=False)
+
+
+def round_table(rounds: list[Round]) -> str:
+    lines = ["round\ttrain_pairs\tmined\tkept\theldout_precision\tfilter_precision\tdev_p1"]
+    for r in rounds:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"{r.round}\t{r.train_pairs}\t{r.mined}\t{r.kept}\t{fmt(r.heldout_precision)}\t"
+                     f"{fmt(r.filter_precision)}\t{r.dev_p1:.4f}")
+    return "\n".join(lines)
+
+
+def train_round(recipe: Recipe, folder: Path, files: list[str], *, progress: bool = True) -> float:
+    """Train one round with :class:`wacse_cli.train.Trainer`; its dev P@1 (mean of both directions)."""
+    from .train import Trainer
+
+    result = Trainer(recipe, folder, files=files, progress=progress).run()
+    return float(result.dev_after.get("mean", float("nan")))
+
+
+def load_round_model(path: str, device: str = "auto"):
+    from .model import load_encoder
+
+    return load_encoder(path, device=device)

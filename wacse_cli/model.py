@@ -162,11 +162,25 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
             tokenizer = AutoTokenizer.from_pretrained(source)
             if not with_mlm_head:
                 return tokenizer, AutoModel.from_pretrained(source), None
-            mlm = AutoModelForMaskedLM.from_pretrained(source)
+            mlm, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:
         raise load_error(name_or_path, exc) from None
     head_name = next(n for n, _ in mlm.named_children() if n != mlm.base_model_prefix)
+    check_trained_head(name_or_path, head_name, info.get("missing_keys", []))
     return tokenizer, mlm.base_model, _MlmHead(getattr(mlm, head_name), head_name)
+
+
+def check_trained_head(name: str, head: str, missing_keys: list[str]) -> None:
+    """Refuse a masked-LM head that the checkpoint does not hold: transformers would fill it with
+    random weights, and AWP (or RTL) would quietly train against noise."""
+    untrained = sorted(k for k in missing_keys if k.startswith(head + "."))
+    if untrained:
+        raise ModelError(
+            f"model '{name}' has no trained masked-language-model head ({untrained[0]} is not in its checkpoint), "
+            "so aligned word prediction would train against random weights",
+            hint="set losses.awp=0 and losses.rtl=0 (TR and WTR need no head), or train from a model with an MLM "
+                 "head such as xlm-roberta-base",
+        )
 
 
 class _MlmHead(nn.Module):

@@ -96,8 +96,10 @@ def write_pairs(path: Path, pairs: list[tuple[str, str]]) -> None:
 
 
 def pool(mono: Sentences, planted: list[str]) -> list[str]:
-    """The monolingual sentences, each once, with the planted (dev) sentences among them."""
-    return list(dict.fromkeys([line for line in mono.lines if line is not None] + planted))
+    """The monolingual sentences, each once, with the planted (dev) sentences among them; a tab
+    inside a sentence becomes a space, so that mined pairs can be written as ``src<TAB>tgt``."""
+    lines = [line.replace("\t", " ") for line in mono.lines if line is not None]
+    return list(dict.fromkeys(lines + planted))
 
 
 def heldout_precision(pairs: list[tuple[str, str]], dev: list[tuple[str, str]]) -> tuple[float | None, int]:

@@ -325,11 +325,8 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     if path == "-":
         yield sys.stdout.buffer if "b" in mode else sys.stdout
         return
+    check_writable(path)
     target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{path}: is a folder", hint="pass a file name for the output")
-    if not target.parent.exists():
-        raise UsageError(f"{path}: folder {target.parent} does not exist", hint="create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         encoding = None if "b" in mode else "utf-8"

@@ -7,7 +7,7 @@ import typer
 
 from . import options as opt
 from .common import echo_json, note, report_errors
-from .train import _quoted
+from .train import resolve_recipe
 
 
 @report_errors
@@ -37,7 +37,6 @@ def bootstrap(
     from ..bootstrap import INITS, Bootstrap, BootstrapSettings, load_round_model, round_table, split_seed, train_round
     from ..errors import UsageError
     from ..io import read_parallel, read_sentences
-    from ..recipe import load_recipe
 
     if rounds < 0:
         raise UsageError(f"--rounds must be at least 0, not {rounds}")
@@ -47,14 +46,7 @@ def bootstrap(
         raise UsageError(f"-k must be at least 1, not {neighbours}")
     if init not in INITS:
         raise UsageError(f"--init must be base or previous, not '{init}'")
-    overrides = list(set_ or [])
-    if model:
-        overrides.append(f"model={_quoted(model)}")
-    if device:
-        overrides.append(f"device={_quoted(device)}")
-    resolved = load_recipe(recipe, overrides)
-    if not resolved.model:
-        raise UsageError("no model given", hint="pass --model or use a recipe that names one")
+    resolved = resolve_recipe(recipe, set_, model, device)
     seed_text = read_parallel(seed, langs=langs, on_bad_line=on_bad_line)
     src_mono, tgt_mono = read_sentences(src, on_bad_line), read_sentences(tgt, on_bad_line)
     settings = BootstrapSettings(rounds=rounds, precision=precision, neighbours=neighbours, init=init)

@@ -28,18 +28,9 @@ def train(
     Several GPUs or machines: torchrun --nproc-per-node N -m wacse_cli train ...
     """
     from ..distributed import finish
-    from ..errors import UsageError
-    from ..recipe import load_recipe
     from ..train import Trainer
 
-    overrides = list(set_ or [])
-    if model:
-        overrides.append(f"model={_quoted(model)}")
-    if device:
-        overrides.append(f"device={_quoted(device)}")
-    resolved = load_recipe(recipe, overrides)
-    if not resolved.model:
-        raise UsageError("no model given", hint="pass --model or use a recipe that names one")
+    resolved = resolve_recipe(recipe, set_, model, device)
     out = output or f"runs/{resolved.name}"
     trainer = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line)
     try:
@@ -56,6 +47,22 @@ def train(
         return
     typer.echo(format_dev_table(result.dev_before, result.dev_after))
     note(f"model written to {result.output} (best dev step {result.best_step}, {result.wall_time_s / 60:.1f} min)")
+
+
+def resolve_recipe(recipe: str | None, set_: list[str] | None, model: str | None, device: str | None):
+    """The recipe with the --set overrides, then --model and --device; it must name a model."""
+    from ..errors import UsageError
+    from ..recipe import load_recipe
+
+    overrides = list(set_ or [])
+    if model:
+        overrides.append(f"model={_quoted(model)}")
+    if device:
+        overrides.append(f"device={_quoted(device)}")
+    resolved = load_recipe(recipe, overrides)
+    if not resolved.model:
+        raise UsageError("no model given", hint="pass --model or use a recipe that names one")
+    return resolved
 
 
 def _quoted(value: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .data import EncodedPair, EncodedRow, Example, encode_examples, encode_rows
 from .errors import UsageError
-from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel
+from .io import MultiwayText, ParallelText, as_multiway, check_usable, is_multiway, read_multiway, read_parallel
 from .model import SentenceEncoder
 from .recipe import Recipe
 
@@ -61,9 +61,10 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
     paths = data_files(recipe, files)
     if any(is_multiway(path) for path in paths):
         return load_multiway_data(recipe, paths, on_bad_line)
-    texts = [read_parallel(path, on_bad_line=on_bad_line) for path in paths]
+    texts = [usable(read_parallel(path, on_bad_line=on_bad_line)) for path in paths]
     if recipe.dev_data:
-        dev_texts = [read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line) for t in texts]
+        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line))
+                     for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
         return TrainingData(texts, [t.kept() for t in texts], dev)
     rows, dev = [], []
@@ -73,6 +74,12 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
         if dev_rows:
             dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[i] for i in dev_rows]))
     return TrainingData(texts, rows, dev)
+
+
+def usable(text: ParallelText | MultiwayText) -> ParallelText | MultiwayText:
+    """``text``, unless every line of it was skipped (nothing to train or evaluate on)."""
+    check_usable(text.name, len(text.kept()), len(text.kept()) + len(text.skipped), why="nothing to train on")
+    return text
 
 
 def split_kept(text: ParallelText | MultiwayText, recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -156,8 +163,8 @@ def check_multiway_losses(recipe: Recipe) -> None:
 
 def _read_rows(path: str, on_bad_line: str) -> MultiwayText:
     if is_multiway(path):
-        return read_multiway(path, on_bad_line)
-    return as_multiway(read_parallel(path, on_bad_line=on_bad_line))
+        return usable(read_multiway(path, on_bad_line))
+    return as_multiway(usable(read_parallel(path, on_bad_line=on_bad_line)))
 
 
 def _dev_sets(texts: list[ParallelText]) -> list[DevSet]:

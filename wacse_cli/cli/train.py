@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, note, report_errors
+from .common import echo_json, local, note, report_errors
 
 
 @report_errors
@@ -29,8 +29,10 @@ def train(
     """
     from ..distributed import finish
     from ..errors import UsageError
-    from ..recipe import load_recipe
+    from ..outputs import check_paths
+    from ..recipe import load_recipe, recipe_path
     from ..train import Trainer
+    from ..training_data import data_files
 
     overrides = list(set_ or [])
     if model:
@@ -41,6 +43,9 @@ def train(
     if not resolved.model:
         raise UsageError("no model given", hint="pass --model or use a recipe that names one")
     out = output or f"runs/{resolved.name}"
+    inputs = data_files(resolved, files)
+    check_paths([*inputs, recipe and recipe_path(recipe), local(resolved.model)], folder_output=out,
+                folder_inputs=inputs)
     trainer = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line)
     try:
         result = trainer.run()

@@ -51,8 +51,10 @@ def data_files(recipe: Recipe, files: list[str] | None) -> list[str]:
 
 
 def dev_split(n: int, dev_size: int, seed: int) -> tuple[list[int], list[int]]:
-    """A fixed random split of n kept lines: (train indices, dev indices); dev is at most 20%."""
+    """A fixed random split of n kept lines: (train indices, dev indices); dev is at most 20%, and
+    none at all rather than a single pair (retrieving among one sentence always scores 1)."""
     size = min(dev_size, n // 5)
+    size = size if size >= 2 else 0
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[size:].tolist()), sorted(order[:size].tolist())
 
@@ -63,23 +65,34 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
         return load_multiway_data(recipe, paths, on_bad_line)
     texts = [usable(read_parallel(path, on_bad_line=on_bad_line)) for path in paths]
     if recipe.dev_data:
-        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line))
+        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line), 2)
                      for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
-        return TrainingData(texts, [t.kept() for t in texts], dev)
+        return enough(TrainingData(texts, [t.kept() for t in texts], dev))
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)
         rows.append(train_rows)
         if dev_rows:
             dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[i] for i in dev_rows]))
-    return TrainingData(texts, rows, dev)
+    return enough(TrainingData(texts, rows, dev))
 
 
-def usable(text: ParallelText | MultiwayText) -> ParallelText | MultiwayText:
-    """``text``, unless every line of it was skipped (nothing to train or evaluate on)."""
-    check_usable(text.name, len(text.kept()), len(text.kept()) + len(text.skipped), why="nothing to train on")
+def usable(text: ParallelText | MultiwayText, needed: int = 1) -> ParallelText | MultiwayText:
+    """``text``, unless (nearly) every line of it was skipped: nothing to train or evaluate on."""
+    why = "nothing to train on" if needed == 1 else f"a dev set needs at least {needed} pairs"
+    check_usable(text.name, len(text.kept()), len(text.kept()) + len(text.skipped), needed, why)
     return text
+
+
+def enough(data: TrainingData) -> TrainingData:
+    """``data``, if it holds the two training examples that in-batch negatives need at the least."""
+    count = sum(len(rows) for rows in data.train_rows)
+    if count < 2:
+        names = ", ".join(text.name for text in data.texts)
+        raise UsageError(f"{count} training pair(s) in {names} after the dev split; in-batch negatives need at least 2",
+                         hint="pass more parallel text")
+    return data
 
 
 def split_kept(text: ParallelText | MultiwayText, recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -142,13 +155,13 @@ def load_multiway_data(recipe: Recipe, paths: list[str], on_bad_line: str) -> Tr
             raise UsageError(f"dev_data '{recipe.dev_data}' is a pattern, but multi-way training takes one dev file",
                              hint="set dev_data to a multi-way file, or leave it empty for a dev split")
         dev = _read_rows(recipe.dev_data, on_bad_line).language_pairs()
-        return TrainingData(texts, [t.kept() for t in texts], _dev_sets(dev), multiway=True)
+        return enough(TrainingData(texts, [t.kept() for t in texts], _dev_sets(dev), multiway=True))
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)
         rows.append(train_rows)
         dev += text.language_pairs(dev_rows)
-    return TrainingData(texts, rows, _dev_sets(dev), multiway=True)
+    return enough(TrainingData(texts, rows, _dev_sets(dev), multiway=True))
 
 
 def check_multiway_losses(recipe: Recipe) -> None:

@@ -197,7 +197,8 @@ def test_recipe_files_that_cannot_be_read(cli, here):
     Path("latin1.toml").write_bytes(b'description = "caf\xe9"\n')
     Path("folder.toml").mkdir()
     Path("typed.toml").write_text('lr = "fast"\n')
-    for name, message in [("latin1.toml", "latin1.toml: not valid UTF-8 (byte offset 18); save the recipe as UTF-8 text"),
+    for name, message in [("latin1.toml", "latin1.toml: not valid UTF-8 (byte offset 18); "
+                                          "save the recipe as UTF-8 text"),
                           ("folder.toml", "folder.toml: is a folder, not a file; pass a text file"),
                           ("typed.toml", "typed.toml: recipe field 'lr' must be float, not 'fast'; "
                                          "fix the recipe or the --set option")]:
@@ -234,7 +235,8 @@ def test_a_failed_run_leaves_no_folder(cli, train_args, monkeypatch, here):
     stop_at(monkeypatch, 1, RuntimeError("boom"))
     result = cli(*train_args)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "wacse: error: unexpected failure (boom); set WACSE_DEBUG=1 for the traceback and report it"
+    assert result.stderr.strip() == ("wacse: error: unexpected failure (boom); "
+                                     "set WACSE_DEBUG=1 for the traceback and report it")
     assert not Path("run").exists()
     Path("run").mkdir()  # a folder the user made stays, and stays empty
     stop_at(monkeypatch, 1, KeyboardInterrupt())

@@ -177,7 +177,8 @@ def decode_line(raw: bytes, offset: int) -> tuple[str | None, str | None]:
         return None, f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
     if "\x00" in text:
         at = line.index(b"\x00")
-        return None, f"NUL byte at byte offset {offset + at} of the file (byte {at + 1} of the line): binary data, not text"
+        return None, (f"NUL byte at byte offset {offset + at} of the file (byte {at + 1} of the line): "
+                      "binary data, not text")
     return text, None
 
 

@@ -143,7 +143,8 @@ def mining(
     if json_out:
         echo_json(result)
         return
-    chosen = "none (no gold pair found on the dev part)" if result["threshold"] is None else f"{result['threshold']:.4f}"
+    found = result["threshold"]
+    chosen = "none (no gold pair found on the dev part)" if found is None else f"{found:.4f}"
     typer.echo(f"precision\t{result['precision']:.4f}\nrecall\t{result['recall']:.4f}\n"
                f"f1\t{result['f1']:.4f}\nthreshold\t{chosen}")
 

@@ -50,7 +50,8 @@ def mine(
     src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
     for text in (src_text, tgt_text):
         check_usable(text.name, sum(line is not None for line in text.lines), len(text.lines), why="nothing to mine")
-    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--src-lang": src_lang, "--tgt-lang": tgt_lang})
+    encoder = load_model(model, pooling, prefix, max_length, device,
+                         langs={"--src-lang": src_lang, "--tgt-lang": tgt_lang})
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
     src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)

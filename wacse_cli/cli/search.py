@@ -59,7 +59,8 @@ def search(
     for text in (query_text, corpus_text):
         check_usable(text.name, sum(line is not None for line in text.lines), len(text.lines),
                      why="nothing to search with" if text is query_text else "nothing to search")
-    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--lang": lang, "--corpus-lang": corpus_lang})
+    encoder = load_model(model, pooling, prefix, max_length, device,
+                         langs={"--lang": lang, "--corpus-lang": corpus_lang})
     kw = {"batch_size": batch_size, "max_length": max_length}
     q_vecs = encode_lines(encoder, query_text.lines, lang=lang, desc="queries", **kw)
     c_vecs = cached_encode(encoder, model, corpus_text.lines, use_cache=cache, lang=corpus_lang, desc="corpus", **kw)

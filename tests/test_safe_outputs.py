@@ -170,3 +170,16 @@ def test_unexpected_failures_name_no_exception_class(cli, files, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.strip() == ("wacse: error: unexpected failure ('surprise'); set WACSE_DEBUG=1 for the "
                                      "traceback and report it")
+
+
+def test_an_interrupt_wrapped_by_a_library_is_still_an_interrupt(cli, files, monkeypatch):
+    def interrupted_import(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:  # what transformers does when Ctrl-C lands in a lazy import
+            raise RuntimeError("Could not import module 'XLMRobertaModel'") from exc
+
+    monkeypatch.setattr("wacse_cli.io.read_sentences", interrupted_import)
+    result = cli("search", "a.en", "--corpus", "b.kk", "-m", MISSING_MODEL)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "wacse: error: interrupted; no output was written"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from .errors import InputError, UsageError, where
-from .outputs import check_file_writable, reason
+from .outputs import check_file_writable, is_special, reason
 
 ON_BAD_LINE = ("error", "skip")
 PIPES = "|||"
@@ -345,13 +345,17 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
         return
     target = Path(path)
     check_file_writable(path)
+    encoding, newline = (None, None) if "b" in mode else ("utf-8", "\n")
+    if is_special(path):  # /dev/null, a pipe: nothing to replace, nothing half-written to remove
+        with open(path, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:  # the folder changed since the command checked it
         raise UsageError(f"{path}: cannot write in {target.parent} ({reason(exc)})") from None
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "\n") as handle:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

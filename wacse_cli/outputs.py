@@ -57,7 +57,15 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return os.path.realpath(path).startswith(root)
 
 
+def is_special(path: str | Path) -> bool:
+    """A device, named pipe or socket (``/dev/null``, ``/dev/stdout``): written in place, never replaced."""
+    target = Path(path)
+    return target.exists() and not target.is_file() and not target.is_dir()
+
+
 def check_not_input(output: str, inputs: list[str]) -> None:
+    if is_special(output):
+        return  # writing to a pipe or a terminal destroys no file
     for source in inputs:
         if source == STDIN:
             continue
@@ -88,6 +96,8 @@ def _overwrites(output: str, source: str) -> str:
 def check_file_writable(path: str) -> None:
     """A file output: not a folder, in a folder that exists and takes new files."""
     target = Path(path)
+    if is_special(path):
+        return
     if target.is_dir():
         raise UsageError(f"{path}: is a folder", hint="pass a file name for the output")
     folder = target.parent

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from .checkpoints import CHECKPOINTS, complete_checkpoints
-from .errors import UsageError, WacseError
+from .errors import UsageError, WacseError, was_interrupted
 from .outputs import check_folder_writable
 
 LOG_FILE = "train_log.jsonl"
@@ -70,6 +70,6 @@ def after_failure(out: Path, created: bool, exc: BaseException) -> None:
             for name in (CHECKPOINTS, EXPORT_TMP):
                 shutil.rmtree(out / name, ignore_errors=True)
         return
-    if isinstance(exc, KeyboardInterrupt):
+    if was_interrupted(exc):
         raise Interrupted(f"interrupted; {out} keeps the checkpoint of step {steps[-1]}",
                           hint="run the same command with --resume to continue") from None

@@ -56,12 +56,12 @@ def align(
     from ..align import align_text
     from ..align.store import check_format, jsonl_line, pharaoh_line
     from ..io import atomic_output, check_usable, read_parallel
-    from ..outputs import check_paths
+    from ..outputs import check_paths, is_special
 
     check_format(fmt)
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
-    journal = None if output == "-" else f"{output}.partial"
+    journal = None if output == "-" or is_special(output) else f"{output}.partial"  # else in the cache
     check_paths([pairs, src, tgt, local(model)], [output, journal])
     text = read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line)
     check_usable(text.name, len(text.kept()), len(text.pairs), why="nothing to align")

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import typer
 
-from ..errors import WacseError
+from ..errors import WacseError, was_interrupted
 
 
 def debug() -> bool:
@@ -44,6 +44,8 @@ def report_errors(command: Callable) -> Callable:
         except Exception as exc:  # a bug or an environment problem: still one line, in words
             if debug():
                 traceback.print_exc()
+            if was_interrupted(exc):
+                raise fail("interrupted; no output was written", 130) from None
             raise fail(unexpected(exc), 1) from None
 
     return wrapper

@@ -200,6 +200,14 @@ def check_usable(path: str, kept: int, total: int, needed: int = 1, why: str = "
     raise InputError(f"{what}{need}", where=str(path), hint="fix the lines that --on-bad-line error reports")
 
 
+def usable(text, needed: int = 1, why: str = ""):
+    """``text`` (Sentences, ParallelText or MultiwayText) unless fewer than ``needed`` of its lines
+    were kept (see :func:`check_usable`)."""
+    rows = text.lines if isinstance(text, Sentences) else text.rows if isinstance(text, MultiwayText) else text.pairs
+    check_usable(text.name, sum(row is not None for row in rows), len(rows), needed, why)
+    return text
+
+
 def check_on_bad_line(value: str) -> str:
     if value not in ON_BAD_LINE:
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not '{value}'")

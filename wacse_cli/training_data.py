@@ -11,9 +11,11 @@ import numpy as np
 
 from .data import EncodedPair, EncodedRow, Example, encode_examples, encode_rows
 from .errors import UsageError
-from .io import MultiwayText, ParallelText, as_multiway, check_usable, is_multiway, read_multiway, read_parallel
+from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel, usable
 from .model import SentenceEncoder
 from .recipe import Recipe
+
+TRAIN_ON = "nothing to train on"
 
 
 # ----------------------------------------------------------------------------- data
@@ -63,10 +65,10 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
     paths = data_files(recipe, files)
     if any(is_multiway(path) for path in paths):
         return load_multiway_data(recipe, paths, on_bad_line)
-    texts = [usable(read_parallel(path, on_bad_line=on_bad_line)) for path in paths]
+    texts = [usable(read_parallel(path, on_bad_line=on_bad_line), why=TRAIN_ON) for path in paths]
     if recipe.dev_data:
-        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line), 2)
-                     for t in texts]
+        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line), 2,
+                            "a dev set needs at least 2 pairs") for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
         held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
         return enough(TrainingData(texts, [without_sentences(t.kept(), t.pairs, held_out) for t in texts], dev))
@@ -77,13 +79,6 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
         if dev_rows:
             dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[i] for i in dev_rows]))
     return enough(TrainingData(texts, rows, dev))
-
-
-def usable(text: ParallelText | MultiwayText, needed: int = 1) -> ParallelText | MultiwayText:
-    """``text``, unless (nearly) every line of it was skipped: nothing to train or evaluate on."""
-    why = "nothing to train on" if needed == 1 else f"a dev set needs at least {needed} pairs"
-    check_usable(text.name, len(text.kept()), len(text.kept()) + len(text.skipped), needed, why)
-    return text
 
 
 def enough(data: TrainingData) -> TrainingData:
@@ -194,8 +189,8 @@ def check_multiway_losses(recipe: Recipe) -> None:
 
 def _read_rows(path: str, on_bad_line: str) -> MultiwayText:
     if is_multiway(path):
-        return usable(read_multiway(path, on_bad_line))
-    return as_multiway(usable(read_parallel(path, on_bad_line=on_bad_line)))
+        return usable(read_multiway(path, on_bad_line), why=TRAIN_ON)
+    return as_multiway(usable(read_parallel(path, on_bad_line=on_bad_line), why=TRAIN_ON))
 
 
 def _dev_sets(texts: list[ParallelText]) -> list[DevSet]:

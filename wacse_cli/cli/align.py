@@ -55,7 +55,7 @@ def align(
     """Align the words of each sentence pair. Output line i holds the links of input line i."""
     from ..align import align_text
     from ..align.store import check_format, jsonl_line, pharaoh_line
-    from ..io import atomic_output, check_usable, read_parallel
+    from ..io import atomic_output, read_parallel, usable
     from ..outputs import check_paths, is_special
 
     check_format(fmt)
@@ -63,8 +63,7 @@ def align(
         threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
     journal = None if output == "-" or is_special(output) else f"{output}.partial"  # else in the cache
     check_paths([pairs, src, tgt, local(model)], [output, journal])
-    text = read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line)
-    check_usable(text.name, len(text.kept()), len(text.pairs), why="nothing to align")
+    text = usable(read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line), why="nothing to align")
     result = align_text(
         text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,
         words=words, pretokenized=pretokenized, use_cache=cache, journal=journal,

@@ -43,7 +43,7 @@ def retrieval(
     """
     from ..evaluate import bitext_retrieval
     from ..hub import check_recordable, record_eval_results
-    from ..io import check_usable, read_bitexts
+    from ..io import read_bitexts, usable
     from ..model import WACSE_FILE
     from ..outputs import check_file_writable, check_paths
 
@@ -51,9 +51,8 @@ def retrieval(
         check_file_writable(str(check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
                                 / WACSE_FILE))
     check_paths([*files, local(model)], [output])
-    texts = read_bitexts(files, langs=langs, on_bad_line=on_bad_line)
-    for text in texts:
-        check_usable(text.name, len(text.kept()), len(text.pairs), 2, why="retrieval needs at least 2 pairs")
+    texts = [usable(text, 2, "retrieval needs at least 2 pairs")
+             for text in read_bitexts(files, langs=langs, on_bad_line=on_bad_line)]
     encoder = load_model(model, pooling, prefix, max_length, device)
     started = time.time()
     subsets = bitext_retrieval(encoder, texts, batch_size=batch_size, max_length=max_length)

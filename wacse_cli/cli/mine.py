@@ -37,7 +37,7 @@ def mine(
     from ..embed import cached_encode
     from ..errors import UsageError
     from ..index import check_index, choose_index
-    from ..io import atomic_output, check_usable, read_sentences
+    from ..io import atomic_output, read_sentences, usable
     from ..outputs import check_paths
     from ..search import mine as run_mine
 
@@ -47,9 +47,7 @@ def mine(
         raise UsageError(f"--threshold must be a finite number, not {threshold}")
     check_index(index, nprobe, ef_search)
     check_paths([source, target, local(model)], [None if json_out else output])
-    src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
-    for text in (src_text, tgt_text):
-        check_usable(text.name, sum(line is not None for line in text.lines), len(text.lines), why="nothing to mine")
+    src_text, tgt_text = (usable(read_sentences(path, on_bad_line), why="nothing to mine") for path in (source, target))
     encoder = load_model(model, pooling, prefix, max_length, device,
                          langs={"--src-lang": src_lang, "--tgt-lang": tgt_lang})
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}

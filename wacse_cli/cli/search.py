@@ -44,7 +44,7 @@ def search(
     from ..embed import cached_encode, encode_lines
     from ..errors import UsageError
     from ..index import build_index, check_index, choose_index
-    from ..io import atomic_output, check_usable, read_sentences
+    from ..io import atomic_output, read_sentences, usable
     from ..outputs import check_paths
     from ..search import search as run_search
 
@@ -54,11 +54,8 @@ def search(
         raise UsageError(f"-k must be at least 1, not {k}")
     check_index(index, nprobe, ef_search)
     check_paths([queries, corpus, local(model)], [None if json_out else output])
-    query_text = read_sentences(queries, on_bad_line)
-    corpus_text = read_sentences(corpus, on_bad_line)
-    for text in (query_text, corpus_text):
-        check_usable(text.name, sum(line is not None for line in text.lines), len(text.lines),
-                     why="nothing to search with" if text is query_text else "nothing to search")
+    query_text = usable(read_sentences(queries, on_bad_line), why="nothing to search with")
+    corpus_text = usable(read_sentences(corpus, on_bad_line), why="nothing to search")
     encoder = load_model(model, pooling, prefix, max_length, device,
                          langs={"--lang": lang, "--corpus-lang": corpus_lang})
     kw = {"batch_size": batch_size, "max_length": max_length}

@@ -40,3 +40,15 @@ def where(path: object, line: int | None = None) -> str:
     """``path:line`` as shown in messages (line numbers count from 1)."""
     name = "<stdin>" if str(path) == "-" else str(path)
     return name if line is None else f"{name}:{line}"
+
+
+def was_interrupted(exc: BaseException | None) -> bool:
+    """Whether Ctrl-C caused ``exc``: some libraries turn a KeyboardInterrupt raised while they
+    import or load into an error of their own, keeping the interrupt as its cause."""
+    for _ in range(32):  # a chain of causes is short; a cycle is not followed forever
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

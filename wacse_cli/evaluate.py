@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UsageError, WacseError
 from .search import TILE, to_tensor
 
 
@@ -28,12 +30,29 @@ def nearest(queries: np.ndarray, corpus: np.ndarray, *, device="cpu", tile: int 
     return out
 
 
-def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, *, device="cpu") -> dict[str, float]:
-    """P@1 of src->tgt and tgt->src retrieval where row i of each side is the pair i."""
-    gold = np.arange(len(src))
-    s2t = float((nearest(src, tgt, device=device) == gold).mean())
-    t2s = float((nearest(tgt, src, device=device) == gold).mean())
+def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, *, device="cpu", src_texts: list[str] | None = None,
+                       tgt_texts: list[str] | None = None) -> dict[str, float]:
+    """P@1 of src->tgt and tgt->src retrieval where row i of each side is the pair i.
+
+    With the sentences, retrieving another copy of the gold sentence (the same text: test sets
+    repeat "OK" and "Cancel") is a hit too; their vectors are equal, so which copy wins is a tie.
+    """
+    s2t = hit_rate(nearest(src, tgt, device=device), tgt_texts)
+    t2s = hit_rate(nearest(tgt, src, device=device), src_texts)
     return {"src2tgt": s2t, "tgt2src": t2s, "mean": (s2t + t2s) / 2}
+
+
+def hit_rate(found: np.ndarray, texts: list[str] | None = None) -> float:
+    """Share of rows i whose retrieved row is i, or (given the texts) has the text of row i."""
+    hits = found == np.arange(len(found))
+    if texts is not None:
+        hits |= np.array([texts[f] == texts[i] for i, f in enumerate(found.tolist())], dtype=bool)
+    return float(hits.mean())
+
+
+def duplicates(texts: list[str]) -> int:
+    """How many sentences repeat an earlier one exactly."""
+    return len(texts) - len(set(texts))
 
 
 # ----------------------------------------------------------------------------- mining (BUCC)
@@ -75,6 +94,16 @@ def dev_part(source_id: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
+def check_mining_gold(gold: set, dev_fraction: float, path: str) -> None:
+    """Choosing a threshold needs gold pairs on both sides of the dev split (ids alone decide it)."""
+    dev = sum(dev_part(g[0], dev_fraction) for g in gold)
+    for count, part in ((dev, f"the dev part ({dev_fraction:.0%} of source ids) that chooses the threshold"),
+                        (len(gold) - dev, "the rest, which is scored")):
+        if count == 0:
+            raise UsageError(f"none of the {len(gold)} gold pairs falls in {part}", where=path,
+                             hint="pass --threshold to score every pair at a fixed margin, or a larger gold file")
+
+
 def mining_scores(scored: list[tuple[float, tuple[str, str]]], gold: set, *, threshold: float | None = None,
                   dev_fraction: float = 0.5) -> dict:
     """P/R/F1 of mined (score, (src_id, tgt_id)) pairs sorted best first.
@@ -93,7 +122,7 @@ def mining_scores(scored: list[tuple[float, tuple[str, str]]], gold: set, *, thr
     test = {pair for s, pair in scored if not dev_part(pair[0], dev_fraction) and s >= chosen}
     p, r, f = prf(test, test_gold)
     return {
-        "precision": p, "recall": r, "f1": f, "threshold": chosen,
+        "precision": p, "recall": r, "f1": f, "threshold": chosen if math.isfinite(chosen) else None,
         "method": f"threshold with the best F1 on a dev part ({dev_fraction:.0%} of source ids), scored on the rest",
         "dev_pairs": len(dev_gold), "test_pairs": len(test_gold),
     }
@@ -127,6 +156,9 @@ def spearman(a, b) -> float:
 
 def sts_spearman(vec1: np.ndarray, vec2: np.ndarray, gold: list[float]) -> float:
     cosines = (vec1.astype(np.float64) * vec2.astype(np.float64)).sum(1)
+    if np.ptp(cosines) == 0:
+        raise WacseError("the model gives every pair the same cosine, so Spearman's correlation is undefined",
+                         hint="check the model and its --pooling")
     return 100 * spearman(cosines, gold)
 
 
@@ -177,11 +209,13 @@ def bitext_retrieval(encoder, texts: list, *, batch_size: int = 64, max_length: 
         kw = {"batch_size": batch_size, "max_length": max_length, "progress": progress}
         src, tgt = (encode(encoder, [p[side] for p in pairs], lang=_model_lang(encoder, text.langs[side]),
                            desc=f"{text.pair_name} {name}", **kw) for side, name in ((0, "src"), (1, "tgt")))
-        scores = retrieval_accuracy(src, tgt, device=encoder.device)
-        languages = [f"{iso639_3(text.src_lang)}-{dominant_script([p[0] for p in pairs])}",
-                     f"{iso639_3(text.tgt_lang)}-{dominant_script([p[1] for p in pairs])}"]
+        sides = [[p[0] for p in pairs], [p[1] for p in pairs]]
+        scores = retrieval_accuracy(src, tgt, device=encoder.device, src_texts=sides[0], tgt_texts=sides[1])
+        languages = [f"{iso639_3(text.src_lang)}-{dominant_script(sides[0])}",
+                     f"{iso639_3(text.tgt_lang)}-{dominant_script(sides[1])}"]
         subsets.append({**mteb_subset(text.pair_name, languages, scores, len(pairs)), "file": text.name,
-                        "skipped": len(text.skipped)})
+                        "skipped": len(text.skipped),
+                        "duplicates": {"src": duplicates(sides[0]), "tgt": duplicates(sides[1])}})
     return subsets
 
 

@@ -110,6 +110,8 @@ def check_model_folder(folder: str | Path) -> None:
     ``2_Normalize/`` is not required: it is empty, and git (hence the Hub) keeps no empty folders.
     """
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{folder}: is a file, not a model folder", hint="pass the output folder of wacse train")
     if not path.is_dir():
         raise UsageError(f"{folder}: no such folder", hint="pass the output folder of wacse train")
     required = ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from .errors import InputError, UsageError, where
+from .outputs import check_file_writable, is_special, reason
 
 ON_BAD_LINE = ("error", "skip")
 PIPES = "|||"
@@ -170,9 +172,14 @@ def decode_line(raw: bytes, offset: int) -> tuple[str | None, str | None]:
     ``offset`` is the line's byte offset in the file, for the message about invalid UTF-8."""
     line = raw[:-1] if raw.endswith(b"\r") else raw
     try:
-        return line.decode("utf-8"), None
+        text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"invalid UTF-8 at byte offset {offset + exc.start} of the file (byte {exc.start + 1} of the line)"
+    if "\x00" in text:
+        at = line.index(b"\x00")
+        return None, (f"NUL byte at byte offset {offset + at} of the file (byte {at + 1} of the line): "
+                      "binary data, not text")
+    return text, None
 
 
 def bad_line(path: str, line: int, reason: str, hint: str, on_bad_line: str, skipped: list) -> None:
@@ -180,6 +187,25 @@ def bad_line(path: str, line: int, reason: str, hint: str, on_bad_line: str, ski
         skipped.append((line, reason))
         return
     raise InputError(reason, where=where(path, line), hint=f"{hint}, or pass --on-bad-line skip")
+
+
+def check_usable(path: str, kept: int, total: int, needed: int = 1, why: str = "") -> None:
+    """An input whose lines were all (or all but a few) skipped is an error, never an empty result."""
+    if kept >= needed:
+        return
+    if total == 0:
+        raise InputError("the file has no lines", where=str(path), hint="pass a file with at least one line")
+    what = f"all {total} lines were skipped" if kept == 0 else f"only {kept} of {total} lines are usable"
+    need = f"; {why}" if why else ""
+    raise InputError(f"{what}{need}", where=str(path), hint="fix the lines that --on-bad-line error reports")
+
+
+def usable(text, needed: int = 1, why: str = ""):
+    """``text`` (Sentences, ParallelText or MultiwayText) unless fewer than ``needed`` of its lines
+    were kept (see :func:`check_usable`)."""
+    rows = text.lines if isinstance(text, Sentences) else text.rows if isinstance(text, MultiwayText) else text.pairs
+    check_usable(text.name, sum(row is not None for row in rows), len(rows), needed, why)
+    return text
 
 
 def check_on_bad_line(value: str) -> str:
@@ -325,12 +351,19 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     if path == "-":
         yield sys.stdout.buffer if "b" in mode else sys.stdout
         return
-    check_writable(path)
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    check_file_writable(path)
+    encoding, newline = (None, None) if "b" in mode else ("utf-8", "\n")
+    if is_special(path):  # /dev/null, a pipe: nothing to replace, nothing half-written to remove
+        with open(path, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "\n") as handle:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # the folder changed since the command checked it
+        raise UsageError(f"{path}: cannot write in {target.parent} ({reason(exc)})") from None
+    try:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -340,22 +373,6 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def check_writable(path: str | None, *, inputs: list[str] = ()) -> None:
-    """Fail before any slow work if ``path`` cannot be written or is one of the ``inputs``."""
-    if path is None or path == "-":
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{path}: is a folder", hint="pass a file name for the output")
-    if not target.parent.exists():
-        raise UsageError(f"{path}: folder {target.parent} does not exist", hint="create it first")
-    if not os.access(target.parent, os.W_OK):
-        raise UsageError(f"{path}: folder {target.parent} is not writable", hint="choose another output path")
-    for name in inputs:
-        if name != "-" and target.exists() and Path(name).exists() and target.samefile(name):
-            raise UsageError(f"{path}: is also an input, and would be overwritten", hint="choose another output path")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -381,6 +398,7 @@ def read_id_sentences(path: str, on_bad_line: str = "error") -> tuple[list[str],
     """BUCC's ``id<TAB>sentence`` files: (ids, sentences); ids must be unique."""
     check_on_bad_line(on_bad_line)
     ids, sentences, seen, skipped = [], [], set(), []
+    number = 0
     for number, text, problem in iter_lines(path):
         parts = text.split("\t") if problem is None else []
         if problem is None and (len(parts) != 2 or not parts[0].strip() or not parts[1].strip()):
@@ -393,20 +411,34 @@ def read_id_sentences(path: str, on_bad_line: str = "error") -> tuple[list[str],
         seen.add(parts[0])
         ids.append(parts[0])
         sentences.append(parts[1])
+    check_usable(path, len(ids), number, why="nothing to mine")
     return ids, sentences
 
 
-def read_gold_pairs(path: str) -> set[tuple[str, str]]:
-    """BUCC gold: ``src_id<TAB>tgt_id`` lines."""
-    gold = set()
+def read_gold_pairs(path: str, source_ids: set[str] | None = None, target_ids: set[str] | None = None,
+                    on_bad_line: str = "error") -> set[tuple[str, str]]:
+    """BUCC gold: ``src_id<TAB>tgt_id`` lines, each id one of ``source_ids`` / ``target_ids`` when given
+    (with ``on_bad_line="skip"``, pairs naming an unknown or skipped id are left out)."""
+    gold, skipped, number = set(), [], 0
     for number, text, problem in iter_lines(path):
-        parts = text.split("\t") if problem is None else []
+        parts = [p.strip() for p in text.split("\t")] if problem is None else []
         if problem is None and len(parts) != 2:
             problem = f"expected 'source_id<TAB>target_id', found {len(parts)} column(s)"
+        if problem is None:
+            problem = _unknown_id(parts, source_ids, target_ids)
         if problem:
-            raise InputError(problem, where=where(path, number), hint="fix the line")
-        gold.add((parts[0].strip(), parts[1].strip()))
+            bad_line(path, number, problem, "fix the line", on_bad_line, skipped)
+            continue
+        gold.add((parts[0], parts[1]))
+    check_usable(path, len(gold), number, why="no gold pair to score against")
     return gold
+
+
+def _unknown_id(parts: list[str], source_ids: set[str] | None, target_ids: set[str] | None) -> str | None:
+    for side, value, known in (("source", parts[0], source_ids), ("target", parts[1], target_ids)):
+        if known is not None and value not in known:
+            return f"{side} id '{value}' is not in the {side} file"
+    return None
 
 
 def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple[str, str]], list[float]]:
@@ -422,6 +454,8 @@ def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple
         if problem is None:
             try:
                 score = float(parts[2])
+                if not math.isfinite(score):
+                    problem = f"score '{parts[2].strip()}' is not a finite number"
             except ValueError:
                 problem = f"score '{parts[2]}' is not a number"
         if problem:
@@ -431,6 +465,9 @@ def read_scored_pairs(path: str, on_bad_line: str = "error") -> tuple[list[tuple
         scores.append(score)
     if len(pairs) < 2:
         raise InputError("needs at least 2 scored pairs", where=path, hint="add more lines")
+    if len(set(scores)) == 1:
+        raise InputError(f"every gold score is {scores[0]:g}, so Spearman's correlation is undefined", where=path,
+                         hint="pass pairs with different scores")
     return pairs, scores
 
 

@@ -151,12 +151,25 @@ def quiet_stdout():
         sys.stderr.write(buffer.getvalue())
 
 
+def check_model_folder(folder: Path, name: str) -> None:
+    """A local model must be a folder with a transformers config; say so rather than let a loader guess."""
+    if not folder.is_dir():
+        raise UsageError(f"{name}: is a file, not a model folder",
+                         hint="pass a Hugging Face id or a model folder to --model")
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"{name}: not a model folder (no config.json)",
+                         hint="pass a folder written by wacse train or save_pretrained, or a Hugging Face id")
+
+
 def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
     """(tokenizer, encoder, mlm_head or None) from a Hub id or a local folder."""
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     quiet_transformers()
-    source = str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        check_model_folder(local, name_or_path)
+    source = str(local) if local.exists() else name_or_path
     try:
         with quiet_stdout():
             tokenizer = AutoTokenizer.from_pretrained(source)

@@ -95,15 +95,16 @@ def valid_keys(cls=Recipe, prefix: str = "") -> list[str]:
     return keys
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a value against the type of the field's default."""
+def _coerce(key: str, value: Any, default: Any, source: str = "") -> Any:
+    """Check a value against the type of the field's default (``source``: where the value was set)."""
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is list and isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise UsageError(f"recipe field '{key}' must be {expected.__name__}, not {value!r}")
+        raise UsageError(f"recipe field '{key}' must be {expected.__name__}, not {value!r}",
+                         where=source or None, hint="fix the recipe or the --set option")
     return value
 
 
@@ -119,7 +120,7 @@ def _apply(target: Any, values: dict[str, Any], source: str, prefix: str = "") -
                 raise UsageError(f"recipe field '{full}' is a table; set its fields like {full}.{next(iter(_field_types(type(current))))}=...")
             _apply(current, value, source, full + ".")
         else:
-            setattr(target, key, _coerce(full, value, current))
+            setattr(target, key, _coerce(full, value, current, source))
 
 
 def recipe_path(name: str) -> Path:
@@ -151,7 +152,7 @@ def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
     if name:
         path = recipe_path(name)
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            values = tomllib.loads(_recipe_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"not valid TOML ({exc})", where=str(path), hint="fix the recipe file") from None
         values.setdefault("name", path.stem)
@@ -159,6 +160,17 @@ def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
     for item in overrides or []:
         _apply(recipe, parse_override(item), "--set")
     return recipe
+
+
+def _recipe_text(path: Path) -> str:
+    from .io import read_file_bytes
+
+    data = read_file_bytes(str(path))  # one line for a folder, a missing or an unreadable file
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte offset {exc.start})", where=str(path),
+                         hint="save the recipe as UTF-8 text") from None
 
 
 def parse_override(item: str) -> dict[str, Any]:

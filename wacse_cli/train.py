@@ -36,9 +36,9 @@ from .gradcache import WacseObjective, multiway_step, train_step
 from .model import SentenceEncoder, load_encoder
 from .progress import progress_bar
 from .recipe import Recipe, to_toml
+from .run_folder import EXPORT_TMP, LOG_FILE, RECIPE_FILE, after_failure, check_run_folder, trim_log
 from .training_data import DevSet, TrainingData, encode_training_data, load_training_data
 
-LOG_FILE = "train_log.jsonl"
 MAX_NONFINITE_IN_A_ROW = 100
 
 
@@ -118,7 +118,8 @@ def evaluate_dev(encoder: SentenceEncoder, dev: list[DevSet], batch_size: int = 
         lang = lambda code: code if encoder.lang_embedding is not None else None  # noqa: E731
         src = encode(encoder, [p[0] for p in d.pairs], batch_size=batch_size, lang=lang(d.src_lang), progress=False)
         tgt = encode(encoder, [p[1] for p in d.pairs], batch_size=batch_size, lang=lang(d.tgt_lang), progress=False)
-        results[d.name] = {**retrieval_accuracy(src, tgt), "n_pairs": len(d.pairs)}
+        texts = {"src_texts": [p[0] for p in d.pairs], "tgt_texts": [p[1] for p in d.pairs]}
+        results[d.name] = {**retrieval_accuracy(src, tgt, **texts), "n_pairs": len(d.pairs)}
     mean = sum(r["mean"] for r in results.values()) / len(results) if results else float("nan")
     return {"pairs": results, "mean": mean}
 
@@ -151,13 +152,9 @@ class Trainer:
         validate_recipe(recipe)
 
     def _prepare_output(self) -> None:
-        if self.out.exists() and not self.resume and any(self.out.iterdir()):
-            raise UsageError(f"{self.out} already holds files", hint="pass --resume to continue that run, or choose another -o")
-        if self.resume and not complete_checkpoints(self.out):
-            raise UsageError(f"{self.out} has no complete checkpoint to resume from", hint="run without --resume")
+        check_run_folder(self.out, self.resume)
+        self._created = not self.out.exists()  # from here on, a failed run cleans up after itself
         self.ranks.barrier()  # every rank has checked the folder before rank 0 writes into it
-        if self.ranks.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
 
     def _start_ranks(self) -> str:
         """The device, and this process's ranks (torchrun) with one GPU per local rank."""
@@ -175,6 +172,16 @@ class Trainer:
         return device
 
     def run(self) -> TrainResult:
+        """Train; a failure before the first checkpoint leaves no files behind (see ``run_folder``)."""
+        self._created = None
+        try:
+            return self._run()
+        except BaseException as exc:
+            if self._created is not None and self.ranks.is_main:
+                after_failure(self.out, self._created, exc)
+            raise
+
+    def _run(self) -> TrainResult:
         started = time.time()
         recipe = self.recipe
         torch.manual_seed(recipe.seed)
@@ -198,9 +205,12 @@ class Trainer:
         state = TrainState()
         if self.resume:
             state = self._restore(encoder, optimizer, scheduler, sampler, link_rng, objective.decoder)
+            if ranks.is_main:
+                trim_log(self.out, state.step)
         elif ranks.is_main:
             state.dev_before = evaluate_dev(encoder, data.dev)
-            (self.out / "recipe.toml").write_text(to_toml(recipe), encoding="utf-8")
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / RECIPE_FILE).write_text(to_toml(recipe), encoding="utf-8")
         self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data, objective)
         ranks.barrier()
         if not ranks.is_main or (self.stop_after is not None and state.step < recipe.steps):
@@ -345,7 +355,7 @@ def alignments_used(recipe: Recipe) -> dict:
 def export_model(encoder: SentenceEncoder, out: Path, meta: dict) -> None:
     """Save into a temporary folder, then move each file into ``out``; wacse.json goes last, so a
     folder with wacse.json is complete."""
-    tmp = out / ".export.partial"
+    tmp = out / EXPORT_TMP
     shutil.rmtree(tmp, ignore_errors=True)
     encoder.save(tmp, meta)
     try:
@@ -364,12 +374,21 @@ def export_model(encoder: SentenceEncoder, out: Path, meta: dict) -> None:
 
 
 def validate_recipe(recipe: Recipe) -> None:
-    """Catch impossible settings before any data or model is loaded."""
+    """Catch impossible settings before any data or model is loaded; every number must be finite."""
+    for key, value in _fields(recipe.to_dict()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"recipe: {key} must be a finite number, not {value}",
+                             hint="fix the recipe or the --set option")
     checks = [
         (recipe.steps >= 1, f"steps must be at least 1, not {recipe.steps}"),
         (recipe.batch_size >= 2, f"batch_size must be at least 2 (in-batch negatives), not {recipe.batch_size}"),
         (recipe.chunk_size >= 1, f"chunk_size must be at least 1, not {recipe.chunk_size}"),
         (recipe.lr > 0, f"lr must be positive, not {recipe.lr}"),
+        (recipe.weight_decay >= 0, f"weight_decay must not be negative, not {recipe.weight_decay}"),
+        (recipe.grad_clip >= 0, f"grad_clip must not be negative (0 turns clipping off), not {recipe.grad_clip}"),
+        (recipe.dev_size >= 0, f"dev_size must not be negative, not {recipe.dev_size}"),
+        (0 <= recipe.seed < 2**32, f"seed must be between 0 and 2**32 - 1, not {recipe.seed}"),
+        (recipe.align.layer >= 0, f"align.layer must not be negative, not {recipe.align.layer}"),
         (recipe.temperature > 0, f"temperature must be positive, not {recipe.temperature}"),
         (recipe.eval_interval >= 1, f"eval_interval must be at least 1, not {recipe.eval_interval}"),
         (recipe.max_length >= 4, f"max_length must be at least 4, not {recipe.max_length}"),
@@ -388,3 +407,9 @@ def validate_recipe(recipe: Recipe) -> None:
     for ok, message in checks:
         if not ok:
             raise UsageError(f"recipe: {message}", hint="fix the recipe or the --set option")
+
+
+def _fields(values: dict, prefix: str = ""):
+    """(dotted key, value) of every field, tables included: ``losses.tr``."""
+    for key, value in values.items():
+        yield from _fields(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]

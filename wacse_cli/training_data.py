@@ -11,9 +11,11 @@ import numpy as np
 
 from .data import EncodedPair, EncodedRow, Example, encode_examples, encode_rows
 from .errors import UsageError
-from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel
+from .io import MultiwayText, ParallelText, as_multiway, is_multiway, read_multiway, read_parallel, usable
 from .model import SentenceEncoder
 from .recipe import Recipe
+
+TRAIN_ON = "nothing to train on"
 
 
 # ----------------------------------------------------------------------------- data
@@ -51,8 +53,10 @@ def data_files(recipe: Recipe, files: list[str] | None) -> list[str]:
 
 
 def dev_split(n: int, dev_size: int, seed: int) -> tuple[list[int], list[int]]:
-    """A fixed random split of n kept lines: (train indices, dev indices); dev is at most 20%."""
+    """A fixed random split of n kept lines: (train indices, dev indices); dev is at most 20%, and
+    none at all rather than a single pair (retrieving among one sentence always scores 1)."""
     size = min(dev_size, n // 5)
+    size = size if size >= 2 else 0
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[size:].tolist()), sorted(order[:size].tolist())
 
@@ -61,19 +65,30 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
     paths = data_files(recipe, files)
     if any(is_multiway(path) for path in paths):
         return load_multiway_data(recipe, paths, on_bad_line)
-    texts = [read_parallel(path, on_bad_line=on_bad_line) for path in paths]
+    texts = [usable(read_parallel(path, on_bad_line=on_bad_line), why=TRAIN_ON) for path in paths]
     if recipe.dev_data:
-        dev_texts = [read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line) for t in texts]
+        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line), 2,
+                            "a dev set needs at least 2 pairs") for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
         held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
-        return TrainingData(texts, [without_sentences(t.kept(), t.pairs, held_out) for t in texts], dev)
+        return enough(TrainingData(texts, [without_sentences(t.kept(), t.pairs, held_out) for t in texts], dev))
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)
         rows.append(train_rows)
         if dev_rows:
             dev.append(DevSet(text.pair_name, text.src_lang, text.tgt_lang, [text.pairs[i] for i in dev_rows]))
-    return TrainingData(texts, rows, dev)
+    return enough(TrainingData(texts, rows, dev))
+
+
+def enough(data: TrainingData) -> TrainingData:
+    """``data``, if it holds the two training examples that in-batch negatives need at the least."""
+    count = sum(len(rows) for rows in data.train_rows)
+    if count < 2:
+        names = ", ".join(text.name for text in data.texts)
+        raise UsageError(f"{count} training pair(s) in {names} after the dev split; in-batch negatives need at least 2",
+                         hint="pass more parallel text")
+    return data
 
 
 def split_kept(text: ParallelText | MultiwayText, recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -152,14 +167,14 @@ def load_multiway_data(recipe: Recipe, paths: list[str], on_bad_line: str) -> Tr
                              hint="set dev_data to a multi-way file, or leave it empty for a dev split")
         dev = _read_rows(recipe.dev_data, on_bad_line).language_pairs()
         held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
-        return TrainingData(texts, [without_sentences(t.kept(), t.rows, held_out) for t in texts], _dev_sets(dev),
-                            multiway=True)
+        return enough(TrainingData(texts, [without_sentences(t.kept(), t.rows, held_out) for t in texts],
+                                   _dev_sets(dev), multiway=True))
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)
         rows.append(train_rows)
         dev += text.language_pairs(dev_rows)
-    return TrainingData(texts, rows, _dev_sets(dev), multiway=True)
+    return enough(TrainingData(texts, rows, _dev_sets(dev), multiway=True))
 
 
 def check_multiway_losses(recipe: Recipe) -> None:
@@ -174,8 +189,8 @@ def check_multiway_losses(recipe: Recipe) -> None:
 
 def _read_rows(path: str, on_bad_line: str) -> MultiwayText:
     if is_multiway(path):
-        return read_multiway(path, on_bad_line)
-    return as_multiway(read_parallel(path, on_bad_line=on_bad_line))
+        return usable(read_multiway(path, on_bad_line), why=TRAIN_ON)
+    return as_multiway(usable(read_parallel(path, on_bad_line=on_bad_line), why=TRAIN_ON))
 
 
 def _dev_sets(texts: list[ParallelText]) -> list[DevSet]:

@@ -190,6 +190,7 @@ def _wspalign(model: str | None, *, device: str, batch_size: int, layer: int | N
     if layer is not None:
         raise UsageError("--layer is for --aligner embed", hint="leave it out with wspalign")
     name = model or DEFAULT_MODEL
+    _check_local(name)
     try:
         tokenizer, qa_model, key = load_qa_model(name, device)
     except ModelError as exc:
@@ -223,6 +224,13 @@ def weights_key(encoder) -> str:
     return digest.hexdigest()[:20]
 
 
+def _check_local(model: str) -> None:
+    from ..model import check_model_folder
+
+    if Path(model).expanduser().exists():
+        check_model_folder(Path(model).expanduser(), model)
+
+
 def _tokenizer_or_none(model):
     if model is None:
         return None
@@ -233,6 +241,7 @@ def _tokenizer_or_none(model):
     from ..model import load_error, quiet_transformers
 
     quiet_transformers()
+    _check_local(model)
     try:
         local = Path(model).expanduser()
         return AutoTokenizer.from_pretrained(str(local) if local.exists() else model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, UsageError, where
@@ -71,31 +72,107 @@ def parse_links(text: str, path: str, line: int, one_index: bool = False) -> tup
     return sure, possible
 
 
+@dataclass
+class LinkRow:
+    """The links of one line; ``words`` is (source words, target words) where the line gives the
+    sentences (``src<TAB>tgt<TAB>links`` lines, JSONL with words), else None."""
+
+    sure: set
+    possible: set
+    words: tuple[int, int] | None = None
+
+
 def read_links(path: str, *, one_index: bool = False) -> list[tuple[set, set]]:
     """(sure, possible) per line of a Pharaoh file, of ``src<TAB>tgt<TAB>links`` lines (the third
     column), or of ``wacse align --format jsonl`` output."""
+    return [(row.sure, row.possible) for row in read_link_rows(path, one_index=one_index)]
+
+
+def read_link_rows(path: str, *, one_index: bool = False) -> list[LinkRow]:
+    """:func:`read_links` with each line's sentence lengths where known, every link checked against them."""
     out = []
     for number, text, problem in iter_lines(path):
         if problem:
             raise InputError(problem, where=where(path, number), hint="fix the line")
-        out.append(_links_of_line(text, path, number, one_index))
+        row = _links_of_line(text, path, number, one_index)
+        check_within(row, row.words, where(path, number))
+        out.append(row)
     return out
 
 
-def _links_of_line(text: str, path: str, number: int, one_index: bool) -> tuple[set, set]:
+def check_within(row: LinkRow, words: tuple[int, int] | None, place: str, whose: str = "") -> None:
+    """Every link of ``row`` inside sentences of ``words`` (source, target) words, when known."""
+    if words is None:
+        return
+    bad = sorted((i, j) for i, j in row.sure | row.possible if i >= words[0] or j >= words[1])
+    if bad:
+        raise InputError(f"link {bad[0][0]}-{bad[0][1]} is past the end of {whose or 'its'} sentences "
+                         f"({words[0]} source and {words[1]} target words)", where=place,
+                         hint="links index the words of each side from 0")
+
+
+def _links_of_line(text: str, path: str, number: int, one_index: bool) -> LinkRow:
     if text.startswith("{"):
-        try:
-            record = json.loads(text)
-        except ValueError:
-            raise InputError("not valid JSON", where=where(path, number), hint="fix the line") from None
-        return {(int(i), int(j)) for i, j, *_ in record.get("links", [])}, set()
+        return _json_links(text, where(path, number))
     if "\t" in text:
         columns = text.split("\t")
         if len(columns) != 3:
             raise InputError(f"expected src<TAB>tgt<TAB>links, found {len(columns)} columns",
                              where=where(path, number), hint="put the links in the third column")
-        text = columns[2]
-    return parse_links(text, path, number, one_index)
+        sure, possible = parse_links(columns[2], path, number, one_index)
+        return LinkRow(sure, possible, (len(columns[0].split()), len(columns[1].split())))
+    return LinkRow(*parse_links(text, path, number, one_index))
+
+
+def _json_links(text: str, place: str) -> LinkRow:
+    """A line of ``wacse align --format jsonl``: links [i, j, score] and, unless skipped, both sides' words."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise InputError("not valid JSON", where=place, hint="fix the line") from None
+    if not isinstance(record, dict):
+        raise InputError("expected a JSON object", where=place, hint="write one object per line, as wacse align does")
+    if record.get("skipped") is True:
+        return LinkRow(set(), set())
+    links = record.get("links", [])
+    if not isinstance(links, list) or not all(_is_link(link) for link in links):
+        raise InputError("'links' must be a list of [source_word, target_word, score] with word indices from 0",
+                         where=place, hint="write links as wacse align --format jsonl does")
+    words = [record.get(side) for side in ("src_words", "tgt_words")]
+    known = all(isinstance(w, list) for w in words)
+    if not known and any(w is not None for w in words):
+        raise InputError("'src_words' and 'tgt_words' must both be lists of words", where=place,
+                         hint="write them as wacse align --format jsonl does")
+    return LinkRow({(link[0], link[1]) for link in links}, set(), (len(words[0]), len(words[1])) if known else None)
+
+
+def _is_link(link) -> bool:
+    """``[i, j]`` or ``[i, j, score]``: word indices from 0 and a numeric score."""
+    if not isinstance(link, list) or len(link) not in (2, 3):
+        return False
+    if len(link) == 3 and (isinstance(link[2], bool) or not isinstance(link[2], (int, float))):
+        return False
+    return all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in link[:2])
+
+
+def check_link_files(predicted: list[LinkRow], gold: list[LinkRow], pred_path: str, gold_path: str) -> None:
+    """Line i of both files is one sentence pair: the same length, and each file's links inside the
+    sentences that the other gives (where only one of them knows the words)."""
+    if not gold:
+        raise InputError("the file has no lines", where=gold_path, hint="pass the gold alignments")
+    if len(predicted) != len(gold):
+        raise InputError(f"has {len(predicted)} lines but {gold_path} has {len(gold)}", where=pred_path,
+                         hint="line i of both files must be the same sentence pair")
+    for number, (pred, ref) in enumerate(zip(predicted, gold), start=1):
+        if pred.words and ref.words and pred.words != ref.words:
+            raise InputError(f"{pred.words[0]} source and {pred.words[1]} target words, but line {number} of "
+                             f"{gold_path} has {ref.words[0]} and {ref.words[1]}", where=where(pred_path, number),
+                             hint="align the same words as the gold (--pretokenized, --words whitespace)")
+        check_within(pred, ref.words, where(pred_path, number), f"{gold_path}'s")
+        check_within(ref, pred.words, where(gold_path, number), f"{pred_path}'s")
+    if not any(row.sure for row in gold):
+        raise InputError("no sure link on any line, so recall and AER are undefined", where=gold_path,
+                         hint="pass gold alignments with i-j links")
 
 
 def links_from_file(path: str, word_counts: list[tuple[int, int] | None]) -> list[Links | None]:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, note, report_errors
+from .common import echo_json, local, note, report_errors
 
 # WSPAlign's scores are span probabilities, and WACSE keeps pairs at 0.9 or above; IterMax (embed)
 # and the diagonal already choose their links, so by default every one of them is kept.
@@ -55,15 +55,18 @@ def align(
     """Align the words of each sentence pair. Output line i holds the links of input line i."""
     from ..align import align_text
     from ..align.store import check_format, jsonl_line, pharaoh_line
-    from ..io import atomic_output, read_parallel
+    from ..io import atomic_output, read_parallel, usable
+    from ..outputs import check_paths, is_special
 
     check_format(fmt)
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
-    text = read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line)
+    journal = None if output == "-" or is_special(output) else f"{output}.partial"  # else in the cache
+    check_paths([pairs, src, tgt, local(model)], [output, journal])
+    text = usable(read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line), why="nothing to align")
     result = align_text(
         text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,
-        words=words, pretokenized=pretokenized, use_cache=cache, journal=None if output == "-" else f"{output}.partial",
+        words=words, pretokenized=pretokenized, use_cache=cache, journal=journal,
         method=method, distortion=distortion, prefix=prefix, pooling=pooling, max_length=max_length,
     )
     with atomic_output(output) as handle:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, note, report_errors
+from .common import echo_json, local, note, report_errors
 from .train import resolve_recipe
 
 
@@ -37,6 +37,7 @@ def bootstrap(
     from ..bootstrap import INITS, Bootstrap, BootstrapSettings, load_round_model, round_table, split_seed, train_round
     from ..errors import UsageError
     from ..io import read_parallel, read_sentences
+    from ..outputs import check_paths
 
     if rounds < 0:
         raise UsageError(f"--rounds must be at least 0, not {rounds}")
@@ -47,6 +48,7 @@ def bootstrap(
     if init not in INITS:
         raise UsageError(f"--init must be base or previous, not '{init}'")
     resolved = resolve_recipe(recipe, set_, model, device)
+    check_paths([seed, src, tgt, local(resolved.model)], folder_output=output, folder_inputs=[seed, src, tgt])
     seed_text = read_parallel(seed, langs=langs, on_bad_line=on_bad_line)
     src_mono, tgt_mono = read_sentences(src, on_bad_line), read_sentences(tgt, on_bad_line)
     settings = BootstrapSettings(rounds=rounds, precision=precision, neighbours=neighbours, init=init)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import note, report_errors
+from .common import local, note, report_errors
 from .train import format_dev_table
 
 
@@ -21,7 +21,9 @@ def demo(
 ) -> None:
     """Train a tiny model from scratch on bundled English-kk/ka/jv/tl pairs and show what changed."""
     from ..demo import is_multiway_demo, run_demo
+    from ..outputs import check_paths
 
+    check_paths([local(model)], folder_output=output)
     overrides = list(set_ or []) + ([f"steps={steps}"] if steps else [])
     what = ("multi-way rows, TR between every pair of languages" if is_multiway_demo(recipe)
             else "word alignments, TR + AWP + WTR")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, note, report_errors
+from .common import echo_json, load_model, local, note, report_errors
 
 Shard = Annotated[Optional[str], typer.Option(
     help="I/N: embed only the I-th of N equal line ranges (I counts from 0) into a piece beside the output "
@@ -36,6 +36,7 @@ def embed(
     """Embed sentences into L2-normalised vectors (.npy, row i = line i), reading the file as a stream."""
     from ..embed import DTYPES, embed_file, merge_pieces, open_sentences, parse_shard, piece_path, shard_rows
     from ..errors import UsageError
+    from ..outputs import check_paths
 
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be float32 or float16, not '{dtype}'")
@@ -48,14 +49,16 @@ def embed(
     if merge is not None:
         if merge < 1:
             raise UsageError(f"--merge must be at least 1, not {merge}")
+        check_paths([sentences, *(piece_path(output, i, merge) for i in range(merge))], [output])
         with open_sentences(sentences, "skip") as text:  # only the line count is needed
             summary = merge_pieces(output, text.lines, merge)
         _report(summary, json_out, f"merged {merge} pieces: {summary.lines} rows")
         return
     index, count = parse_shard(shard)
     target = piece_path(output, index, count) if shard is not None else output
+    check_paths([sentences, local(model)], [target])
     with open_sentences(sentences, on_bad_line) as text:  # every line is checked before the model loads
-        encoder = load_model(model, pooling, prefix, max_length, device)
+        encoder = load_model(model, pooling, prefix, max_length, device, langs={"--lang": lang})
         summary = embed_file(encoder, text, target, rows=shard_rows(text.lines, index, count), dtype=dtype,
                              batch_size=batch_size, max_length=max_length, lang=lang)
     what = f"{summary.lines} sentences"

@@ -1,13 +1,14 @@
 """``wacse eval``: retrieval accuracy, mining F1 and STS correlation (and alignment error rate)."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Optional
 
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, report_errors
+from .common import echo_json, load_model, local, note, report_errors
 
 eval_app = typer.Typer(
     help="Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
@@ -42,11 +43,16 @@ def retrieval(
     """
     from ..evaluate import bitext_retrieval
     from ..hub import check_recordable, record_eval_results
-    from ..io import read_bitexts
+    from ..io import read_bitexts, usable
+    from ..model import WACSE_FILE
+    from ..outputs import check_file_writable, check_paths
 
     if record:
-        check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
-    texts = read_bitexts(files, langs=langs, on_bad_line=on_bad_line)
+        check_file_writable(str(check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
+                                / WACSE_FILE))
+    check_paths([*files, local(model)], [output])
+    texts = [usable(text, 2, "retrieval needs at least 2 pairs")
+             for text in read_bitexts(files, langs=langs, on_bad_line=on_bad_line)]
     encoder = load_model(model, pooling, prefix, max_length, device)
     started = time.time()
     subsets = bitext_retrieval(encoder, texts, batch_size=batch_size, max_length=max_length)
@@ -69,6 +75,10 @@ def retrieval(
     if json_out:
         echo_json(result)
         return
+    for s in subsets:
+        if s["duplicates"]["src"] or s["duplicates"]["tgt"]:
+            note(f"{s['file']} ({s['hf_subset']}): {s['duplicates']['src']} source and {s['duplicates']['tgt']} target "
+                 "sentences repeat another; retrieving any copy of the gold sentence counts as a hit")
     typer.echo("file\tpair\tpairs\tsrc2tgt\ttgt2src\tmean")
     for s in subsets:
         typer.echo(f"{s['file']}\t{s['hf_subset']}\t{s['n_pairs']}\t{s['accuracy_src2tgt']:.4f}\t"
@@ -107,15 +117,21 @@ def mining(
     """BUCC-style mining: precision, recall and F1 of margin-mined pairs."""
     from ..embed import encode
     from ..errors import UsageError
-    from ..evaluate import mining_scores
+    from ..evaluate import check_mining_gold, mining_scores
     from ..io import read_gold_pairs, read_id_sentences
+    from ..outputs import check_paths
     from ..search import mine as run_mine
 
     if not 0 < dev_fraction < 1:
         raise UsageError(f"--dev-fraction must be between 0 and 1, not {dev_fraction}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UsageError(f"--threshold must be a finite number, not {threshold}")
+    check_paths([source, target, gold, local(model)])
     src_ids, src_sents = read_id_sentences(source, on_bad_line)
     tgt_ids, tgt_sents = read_id_sentences(target, on_bad_line)
-    gold_pairs = read_gold_pairs(gold)
+    gold_pairs = read_gold_pairs(gold, set(src_ids), set(tgt_ids), on_bad_line)
+    if threshold is None:
+        check_mining_gold(gold_pairs, dev_fraction, gold)
     encoder = load_model(model, pooling, prefix, max_length, device)
     kw = {"batch_size": batch_size, "max_length": max_length}
     src_vecs = encode(encoder, src_sents, desc="source", **kw)
@@ -126,8 +142,10 @@ def mining(
     if json_out:
         echo_json(result)
         return
+    found = result["threshold"]
+    chosen = "none (no gold pair found on the dev part)" if found is None else f"{found:.4f}"
     typer.echo(f"precision\t{result['precision']:.4f}\nrecall\t{result['recall']:.4f}\n"
-               f"f1\t{result['f1']:.4f}\nthreshold\t{result['threshold']:.4f}")
+               f"f1\t{result['f1']:.4f}\nthreshold\t{chosen}")
 
 
 @eval_app.command("sts")
@@ -147,7 +165,9 @@ def sts(
     from ..embed import encode
     from ..evaluate import sts_spearman
     from ..io import read_scored_pairs
+    from ..outputs import check_paths
 
+    check_paths([pairs, local(model)])
     sentence_pairs, gold = read_scored_pairs(pairs, on_bad_line)
     encoder = load_model(model, pooling, prefix, max_length, device)
     kw = {"batch_size": batch_size, "max_length": max_length}
@@ -170,17 +190,16 @@ def align_links(
     json_out: opt.Json = False,
 ) -> None:
     """Precision, recall, F1 and alignment error rate (AER) of word alignments against gold links."""
-    from ..align.store import read_links
-    from ..errors import InputError
+    from ..align.store import check_link_files, read_link_rows
     from ..evaluate import alignment_scores
+    from ..outputs import check_paths
 
-    pred_rows, gold_rows = read_links(predicted), read_links(gold, one_index=gold_one_index)
-    if len(pred_rows) != len(gold_rows):
-        raise InputError(f"has {len(pred_rows)} lines but {gold} has {len(gold_rows)}", where=predicted,
-                         hint="line i of both files must be the same sentence pair")
-    links = {(n, i, j) for n, (sure, possible) in enumerate(pred_rows) for i, j in sure | possible}
-    sure = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row[0]}
-    possible = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row[1]}
+    check_paths([predicted, gold])
+    pred_rows, gold_rows = read_link_rows(predicted), read_link_rows(gold, one_index=gold_one_index)
+    check_link_files(pred_rows, gold_rows, predicted, gold)
+    links = {(n, i, j) for n, row in enumerate(pred_rows) for i, j in row.sure | row.possible}
+    sure = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row.sure}
+    possible = {(n, i, j) for n, row in enumerate(gold_rows) for i, j in row.possible}
     result = alignment_scores(links, sure, possible)
     if json_out:
         echo_json({**result, "lines": len(gold_rows)})

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, note, report_errors
+from .common import echo_json, load_model, local, note, report_errors
 from .search import Index
 
 
@@ -36,7 +36,8 @@ def filter_pairs(
     from ..errors import UsageError
     from ..filter import SCORES, FilterSettings, run_filter, summary, summary_lines, write_kept, write_scores
     from ..index import check_index
-    from ..io import check_writable, read_parallel
+    from ..io import read_parallel
+    from ..outputs import check_paths
 
     if score not in SCORES:
         raise UsageError(f"--score must be margin or cosine, not '{score}'")
@@ -45,9 +46,8 @@ def filter_pairs(
     if neighbours < 1:
         raise UsageError(f"-k must be at least 1, not {neighbours}")
     check_index(index)
+    check_paths([file, local(model)], [output, scores])
     text = read_parallel(file, langs=langs, on_bad_line="skip")
-    for path in (output, scores):
-        check_writable(path, inputs=[file])
     encoder = load_model(model, pooling, prefix, max_length, device)
     settings = FilterSettings(precision=precision, threshold=threshold, score=score, neighbours=neighbours, index=index)
     result = run_filter(text, encoder, model, settings, cache=cache, batch_size=batch_size, max_length=max_length)

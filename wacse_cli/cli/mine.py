@@ -1,12 +1,13 @@
 """``wacse mine``: parallel sentences from two monolingual files (LASER's margin protocol)."""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Optional
 
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, note, report_errors
+from .common import echo_json, load_model, local, note, report_errors
 from .search import EfSearch, Index, Nprobe, indexed
 
 
@@ -36,14 +37,19 @@ def mine(
     from ..embed import cached_encode
     from ..errors import UsageError
     from ..index import check_index, choose_index
-    from ..io import atomic_output, read_sentences
+    from ..io import atomic_output, read_sentences, usable
+    from ..outputs import check_paths
     from ..search import mine as run_mine
 
     if neighbours < 1:
         raise UsageError(f"-k must be at least 1, not {neighbours}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UsageError(f"--threshold must be a finite number, not {threshold}")
     check_index(index, nprobe, ef_search)
-    src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
-    encoder = load_model(model, pooling, prefix, max_length, device)
+    check_paths([source, target, local(model)], [None if json_out else output])
+    src_text, tgt_text = (usable(read_sentences(path, on_bad_line), why="nothing to mine") for path in (source, target))
+    encoder = load_model(model, pooling, prefix, max_length, device,
+                         langs={"--src-lang": src_lang, "--tgt-lang": tgt_lang})
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
     src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)

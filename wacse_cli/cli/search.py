@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, note, report_errors
+from .common import echo_json, load_model, local, note, report_errors
 
 SCORES = ("cosine", "margin")
 Index = Annotated[str, typer.Option(
@@ -44,7 +44,8 @@ def search(
     from ..embed import cached_encode, encode_lines
     from ..errors import UsageError
     from ..index import build_index, check_index, choose_index
-    from ..io import atomic_output, read_sentences
+    from ..io import atomic_output, read_sentences, usable
+    from ..outputs import check_paths
     from ..search import search as run_search
 
     if score not in SCORES:
@@ -52,9 +53,11 @@ def search(
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
     check_index(index, nprobe, ef_search)
-    query_text = read_sentences(queries, on_bad_line)
-    corpus_text = read_sentences(corpus, on_bad_line)
-    encoder = load_model(model, pooling, prefix, max_length, device)
+    check_paths([queries, corpus, local(model)], [None if json_out else output])
+    query_text = usable(read_sentences(queries, on_bad_line), why="nothing to search with")
+    corpus_text = usable(read_sentences(corpus, on_bad_line), why="nothing to search")
+    encoder = load_model(model, pooling, prefix, max_length, device,
+                         langs={"--lang": lang, "--corpus-lang": corpus_lang})
     kw = {"batch_size": batch_size, "max_length": max_length}
     q_vecs = encode_lines(encoder, query_text.lines, lang=lang, desc="queries", **kw)
     c_vecs = cached_encode(encoder, model, corpus_text.lines, use_cache=cache, lang=corpus_lang, desc="corpus", **kw)

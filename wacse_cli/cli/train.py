@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, note, report_errors
+from .common import echo_json, local, note, report_errors
 
 
 @report_errors
@@ -28,10 +28,16 @@ def train(
     Several GPUs or machines: torchrun --nproc-per-node N -m wacse_cli train ...
     """
     from ..distributed import finish
+    from ..outputs import check_paths
+    from ..recipe import recipe_path
     from ..train import Trainer
+    from ..training_data import data_files
 
     resolved = resolve_recipe(recipe, set_, model, device)
     out = output or f"runs/{resolved.name}"
+    inputs = data_files(resolved, files)
+    check_paths([*inputs, recipe and recipe_path(recipe), local(resolved.model)], folder_output=out,
+                folder_inputs=inputs)
     trainer = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line)
     try:
         result = trainer.run()

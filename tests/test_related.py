@@ -162,7 +162,7 @@ def test_eval_retrieval_scores_every_language_pair(cli, tiny_model, tmp_path, ro
     assert len(table.stdout.splitlines()) == len(subsets) + 2  # header, one row a pair, average
 
 
-def test_ablation_script_prints_four_rows(tiny_model, tmp_path, capsys):
+def test_ablation_script_prints_every_variant_and_seed_with_a_summary(tiny_model, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "benchmarks/ablation.py")
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
@@ -171,15 +171,20 @@ def test_ablation_script_prints_four_rows(tiny_model, tmp_path, capsys):
     test.write_text("".join(f"{a}\t{b}\n" for a, b in demo_pairs("kk")[200:220]), encoding="utf-8")
     code = ablation.main([str(train), "--model", tiny_model, "--recipe", "demo", "--steps", "2", "--batch-size", "8",
                           "--set", "dev_size=8", "--set", "eval_interval=2", "--set", "align.threshold=0.0",
-                          "--test", str(test)])
+                          "--seeds", "1,2", "--variants", "TR,WACSE,TR+RTL", "--test", str(test)])
     assert code == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "variant\tlosses\tdev_before\tdev_after\ttest\tbest_step\twall_s"
+    table, summary = capsys.readouterr().out.split("\n\n")
+    lines = table.splitlines()
+    assert lines[0] == "variant\tseed\tlosses\tdev_before\tdev_after\ttest\tbest_step\twall_s"
     rows = [line.split("\t") for line in lines[1:]]
-    assert [r[0] for r in rows] == ["TR", "TR+AWP", "TR+WTR", "WACSE"]
-    assert [r[1] for r in rows] == ["tr=0.8", "tr=0.8 awp=0.1", "tr=0.8 wtr=0.1", "tr=0.8 awp=0.1 wtr=0.1"]
-    assert all(0 <= float(r[3]) <= 1 and 0 <= float(r[4]) <= 1 for r in rows)
-    assert len({r[2] for r in rows}) == 1  # the same dev split and base model for every variant
+    assert [(r[0], r[1]) for r in rows] == [("TR", "1"), ("WACSE", "1"), ("TR+RTL", "1"),
+                                           ("TR", "2"), ("WACSE", "2"), ("TR+RTL", "2")]
+    assert [r[2] for r in rows[:3]] == ["tr=0.8", "tr=0.8 awp=0.1 wtr=0.1", "tr=0.8 rtl=0.1"]
+    assert all(0 <= float(r[4]) <= 1 and 0 <= float(r[5]) <= 1 for r in rows)
+    assert len({r[3] for r in rows if r[1] == "1"}) == 1  # the same dev split and base model within a seed
+    means = {line.split("\t")[0]: line.split("\t") for line in summary.splitlines()[1:]}
+    tr_tests = [float(r[5]) for r in rows if r[0] == "TR"]
+    assert means["TR"][1] == "2" and means["TR"][3].startswith(f"{sum(tr_tests) / 2:.4f} ± ")
 
 
 def test_demo_runs_the_multiway_recipe(cli, tiny_model, tmp_path):

@@ -66,4 +66,7 @@ def load_model(model: str | None, pooling: str | None, prefix: str | None, max_l
 
     if not model:
         raise UsageError("no model given", hint="pass --model with a Hugging Face id or a local folder")
-    return load_encoder(model, pooling=pooling, prefix=prefix, max_length=max_length, device=device, **kw)
+    encoder = load_encoder(model, pooling=pooling, prefix=prefix, max_length=max_length, device=device, **kw)
+    if encoder.guessed:
+        note(f"wacse: {encoder.guessed}")
+    return encoder

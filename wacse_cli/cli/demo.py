@@ -12,11 +12,12 @@ from .train import format_dev_table
 
 @report_errors
 def demo(
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the trained model (default: in the cache).")] = None,
-    model: opt.Model = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the demo recipe's).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a demo recipe field: key=value.")] = None,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="demo (TR + AWP + WTR on pairs) or multiway-demo "
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the trained model (default: in the cache).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", metavar="FOLDER", help="A tiny model folder to train instead of building one.")] = None,
+    steps: Annotated[Optional[int], typer.Option(metavar="N", help="Training steps (default: the demo recipe's).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Override a demo recipe field: key=value.")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="NAME", help="demo (TR + AWP + WTR on pairs) or multiway-demo "
                                         "(TR between every pair of five languages).")] = "demo",
 ) -> None:
     """Train a tiny model from scratch on bundled English-kk/ka/jv/tl pairs and show what changed."""

@@ -9,13 +9,16 @@ from . import options as opt
 from .common import echo_json, load_model, note, report_errors
 from .search import EfSearch, Index, Nprobe, indexed
 
+SrcLangAlias = opt.hidden_alias("--src-lang")  # the old name
+TgtLangAlias = opt.hidden_alias("--tgt-lang")  # the old name
+
 
 @report_errors
 def mine(
-    source: Annotated[str, typer.Argument(help="Source sentences, one per line.")],
-    target: Annotated[str, typer.Argument(help="Target sentences, one per line.")],
-    threshold: Annotated[Optional[float], typer.Option(help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
-    neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin, in both directions.")] = 4,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source sentences, one per line.")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="Target sentences, one per line.")],
+    threshold: Annotated[Optional[float], typer.Option(metavar="MARGIN", help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
+    neighbours: Annotated[int, typer.Option("-k", metavar="K", help="Neighbours for the margin, in both directions.")] = 4,
     index: Index = "auto",
     nprobe: Nprobe = 32,
     ef_search: EfSearch = 64,
@@ -26,8 +29,10 @@ def mine(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
-    src_lang: Annotated[Optional[str], typer.Option(help="Source language, for a language embedding.")] = None,
-    tgt_lang: Annotated[Optional[str], typer.Option(help="Target language, for a language embedding.")] = None,
+    langs: Annotated[Optional[str], typer.Option(
+        metavar="SRC,TGT", help="Languages of the two files, for a model with a language embedding.")] = None,
+    src_lang: SrcLangAlias = None,
+    tgt_lang: TgtLangAlias = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings and indexes.")] = True,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
@@ -42,6 +47,7 @@ def mine(
     if neighbours < 1:
         raise UsageError(f"-k must be at least 1, not {neighbours}")
     check_index(index, nprobe, ef_search)
+    src_lang, tgt_lang = opt.two_langs(langs, src_lang, tgt_lang, "--src-lang/--tgt-lang")
     src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
     encoder = load_model(model, pooling, prefix, max_length, device)
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
@@ -70,4 +76,5 @@ def mine(
     with atomic_output(output) as handle:
         for s, a, b, _, _ in rows:
             handle.write(f"{s:.6f}\t{a}\t{b}\n")
-    note(f"mined {len(rows)} pairs")
+    skipped = len(src_text.skipped) + len(tgt_text.skipped)
+    note(f"mined {len(rows)} pairs" + (f"; {skipped} bad input line(s) skipped (--on-bad-line skip)" if skipped else ""))

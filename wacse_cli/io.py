@@ -118,10 +118,14 @@ def langs_from_name(path: str) -> tuple[str, str] | None:
     return found
 
 
+# extensions that happen to be ISO 639-3 codes too (txt is Tektiteko, src Sardinian, tgt Tagbanwa...)
+FILE_EXTENSIONS = frozenset({"txt", "tsv", "csv", "tok", "raw", "src", "tgt", "out", "dat", "xml", "bpe", "spm"})
+
+
 def lang_from_extension(path: str) -> str | None:
     """The language of ``corpus.jv`` (a line-parallel file named by its extension)."""
     suffix = Path(path).suffix.lstrip(".").lower()
-    return suffix if suffix in language_names() else None
+    return suffix if suffix in language_names() and suffix not in FILE_EXTENSIONS else None
 
 
 def resolve_langs(langs: str | None, name_hint: tuple[str, str] | None, what: str,

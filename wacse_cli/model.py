@@ -24,6 +24,7 @@ from torch import nn
 
 from .errors import ModelError, UsageError
 from .families import family_of, guessed_note
+from .hub_status import check_hub, is_offline, offline_reason
 
 POOLINGS = ("cls", "mean")
 WACSE_FILE = "wacse.json"
@@ -68,10 +69,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 # ----------------------------------------------------------------------------- locating models
 
 
-def is_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+def before_hub_access(name_or_path: str) -> None:
+    """A name that is not a local folder will be looked up on the Hub: check once that it answers."""
+    if not Path(name_or_path).expanduser().exists():
+        check_hub()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -87,6 +88,7 @@ def model_file(name_or_path: str, filename: str) -> Path | None:
         return path if path.exists() else None
     from huggingface_hub import hf_hub_download
 
+    check_hub()
     try:
         return Path(hf_hub_download(name_or_path, filename))
     except Exception:  # missing file, offline, private repo: the defaults apply
@@ -164,7 +166,7 @@ def load_error(name: str, exc: Exception) -> ModelError:
         return ModelError(f"model folder '{name}' does not exist", hint="check the path given to --model")
     if is_offline() and not Path(name).expanduser().exists():
         return ModelError(
-            f"model '{name}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+            f"model '{name}' is not in the Hugging Face cache and {offline_reason()}",
             hint=f"download it once with network access (hf download {name}), or pass a local folder to --model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -188,6 +190,7 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     quiet_transformers()
+    before_hub_access(name_or_path)
     source = str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
     try:
         with quiet_stdout():

@@ -18,7 +18,8 @@ from typing import Any
 
 from .card import card_edited, read_meta, write_model_card
 from .errors import UsageError, WacseError
-from .model import LANG_EMBEDDING_FILE, WACSE_FILE, is_offline
+from .hub_status import is_offline
+from .model import LANG_EMBEDDING_FILE, WACSE_FILE
 
 
 # Everything in a training folder that is not part of the model: resumable checkpoints, optimizer,

@@ -5,7 +5,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import options as opt
 from .common import note, report_errors
 from .train import format_dev_table
 

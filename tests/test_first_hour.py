@@ -55,11 +55,10 @@ def test_train_help_shows_defaults_recipes_and_list(cli):
     text = cli("train", "--help").stdout
     assert "[default: (runs/RECIPE)]" in " ".join(text.split())
     for name, description in recipe_descriptions().items():
-        assert re.search(rf"\n  +{re.escape(name)} +{re.escape(description)}\n", text)
+        assert re.search(rf"\n  +{re.escape(name)} +{re.escape(description[:40])}", text), name
     listed = cli("train", "--list-recipes")
     assert listed.exit_code == 0
     assert listed.stdout.splitlines() == [f"{n}\t{d}" for n, d in recipe_descriptions().items()]
-    assert "cpu-small\tFine-tune a small multilingual encoder" in listed.stdout
 
 
 def test_model_option_is_marked_required_where_it_is(cli):

@@ -9,7 +9,6 @@ import shutil
 import sys
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 

@@ -26,6 +26,9 @@ def demo(
     what = ("multi-way rows, TR between every pair of languages" if is_multiway_demo(recipe)
             else "word alignments, TR + AWP + WTR")
     note(f"wacse demo: a tiny model, the bundled CLDR sample (Unicode License v3), {what}")
+    if not model:
+        note("the tiny model starts from random weights: a toy that shows the pipeline at work, not the accuracy "
+             "of a real encoder (for that: wacse train --recipe cpu-small)")
     result, pairs = run_demo(output, model, overrides, recipe_name=recipe)
     typer.echo("dev P@1 (mean of both directions):")
     typer.echo(format_dev_table(result.dev_before, result.dev_after))

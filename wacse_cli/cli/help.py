@@ -30,7 +30,7 @@ SUMMARIES = {
     "align": "Align the words of sentence pairs (Pharaoh i-j lines or JSONL).",
     "push": "Upload a trained model folder to the Hugging Face Hub, with a model card.",
     "train": "Fine-tune an encoder on parallel text (TR + AWP + WTR).",
-    "demo": "Train on the bundled sample and show what changed (offline, about 3 min).",
+    "demo": "Train a toy model on the bundled sample and show what changed (offline).",
     "eval": "Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
     "retrieval": "Bitext retrieval P@1 (Tatoeba protocol), both directions.",
     "mining": "BUCC-style mining: precision, recall and F1 of margin-mined pairs.",
@@ -64,7 +64,7 @@ EXAMPLES = {
         "wacse train --list-recipes"),
     "demo": examples(
         "wacse demo",
-        "wacse demo --real -m intfloat/multilingual-e5-small   # a real encoder, cached or downloaded",
+        "wacse demo --steps 100 -o runs/demo",
         "wacse demo --recipe multiway-demo"),
     "retrieval": examples(
         "wacse eval retrieval test/en-kk.tsv test/en-ka.tsv -m runs/kk-ka",

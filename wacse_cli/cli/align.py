@@ -11,6 +11,7 @@ from .common import echo_json, note, report_errors
 # WSPAlign's scores are span probabilities, and WACSE keeps pairs at 0.9 or above; IterMax (embed)
 # and the diagonal already choose their links, so by default every one of them is kept.
 DEFAULT_THRESHOLDS = {"wspalign": 0.9}
+AlignLangs = opt.langs_option("needed only for a script without spaces (zh, ja, th ...) when --words is not set")
 
 
 @report_errors
@@ -41,9 +42,7 @@ def align(
         "--pretokenized", help="The text is already tokenised: words are split at spaces only.")] = False,
     src: opt.Src = None,
     tgt: opt.Tgt = None,
-    langs: Annotated[Optional[str], typer.Option(
-        metavar="SRC,TGT", help="Language codes, needed only for text in a script without spaces (zh, ja, th, ...) "
-                                "when the file name does not give them and --words is not set.")] = None,
+    langs: AlignLangs = None,
     prefix: opt.Prefix = None,
     pooling: opt.Pooling = None,
     max_length: Annotated[Optional[int], typer.Option(

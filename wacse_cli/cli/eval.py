@@ -10,6 +10,8 @@ from . import options as opt
 from .common import echo_json, load_model, note, report_errors
 from .help import command_options
 
+RetrievalLangs = opt.langs_option("needed only for a model with a language embedding (else they name the results)")
+
 eval_app = typer.Typer(
     help="Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
     no_args_is_help=True,
@@ -31,9 +33,7 @@ def retrieval(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
-    langs: Annotated[Optional[str], typer.Option(
-        metavar="SRC,TGT", help="Language codes when the file name does not give them; needed only for a model "
-                                "with a language embedding (otherwise they only name the results).")] = None,
+    langs: RetrievalLangs = None,
     src: opt.Src = None,
     tgt: opt.Tgt = None,
     output: Annotated[Optional[str], typer.Option(

@@ -20,8 +20,14 @@ BatchSize = Annotated[int, typer.Option(metavar="N", help="Sentences per forward
 Device = Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="Where the model runs.")]
 Lang = Annotated[Optional[str], typer.Option(
     metavar="CODE", help="Language code for a model trained with a language embedding.")]
-Langs = Annotated[Optional[str], typer.Option(
-    metavar="SRC,TGT", help="Language codes of the two sides when the file name (en-kk.tsv) does not give them.")]
+def langs_option(when: str = ""):
+    """``--langs SRC,TGT``, with what the languages are needed for in this command."""
+    return Annotated[Optional[str], typer.Option(
+        metavar="SRC,TGT", help="Language codes of the two sides when the file name (en-kk.tsv) does not give them"
+                                + (f"; {when}." if when else "."))]
+
+
+Langs = langs_option()
 Src = Annotated[Optional[str], typer.Option(
     "--src", metavar="FILE", help="Source side as a line-parallel file (with --tgt), instead of a file of pairs.")]
 Tgt = Annotated[Optional[str], typer.Option(

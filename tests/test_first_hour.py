@@ -224,3 +224,15 @@ def test_alignments_for_several_files_need_a_pattern(cli, tiny_model, tmp_path, 
     assert result.exit_code == 2 and result.stderr.strip() == (
         "wacse: error: one --alignments file for 2 training files; pass a pattern like en-{lang}.align, "
         "{lang} being each file's target language")
+
+
+def test_demo_shows_only_word_pairs_the_sample_confirms():
+    from wacse_cli.demo import confirmed_links, known_translations
+
+    dictionary = known_translations([("detective", "детектив"), ("Mountain.", "тау"), ("person biking", "x y"), None])
+    assert dictionary == {("detective", "детектив"), ("mountain", "тау")}
+    links = [(0, 1, 0.99), (1, 0, 0.71), (2, 1, 1.0)]
+    shown = confirmed_links(["person", "mountain", "biking"], ["велосипедшісі", "тау"], links, dictionary)
+    assert shown == ""  # 0-1 person/тау, 1-0 mountain/велосипедшісі, 2-1 biking/тау: none confirmed
+    shown = confirmed_links(["person", "Mountain", "biking"], ["тау", "велосипедшісі"], links[1:2], dictionary)
+    assert shown == "Mountain -> тау (0.71)"

@@ -33,7 +33,8 @@ def demo(
     typer.echo("dev P@1 (mean of both directions):")
     typer.echo(format_dev_table(result.dev_before, result.dev_after))
     if pairs:
-        typer.echo("\nword pairs the trained model aligns:")
-    for line in pairs:
-        typer.echo(line)
+        typer.echo("\nword pairs the trained model aligns, confirmed by the sample's one-word entries:")
+        for line in pairs[:-1] or ["(none)"]:
+            typer.echo(line)
+        note(pairs[-1])
     note(f"model written to {result.output} ({result.wall_time_s / 60:.1f} min); try: wacse embed FILE -m {result.output}")

@@ -236,3 +236,17 @@ def test_demo_shows_only_word_pairs_the_sample_confirms():
     assert shown == ""  # 0-1 person/тау, 1-0 mountain/велосипедшісі, 2-1 biking/тау: none confirmed
     shown = confirmed_links(["person", "Mountain", "biking"], ["тау", "велосипедшісі"], links[1:2], dictionary)
     assert shown == "Mountain -> тау (0.71)"
+
+
+def test_demo_reports_held_out_pairs_and_confirmed_word_pairs(cli, tiny_model, tmp_path):
+    from wacse_cli.demo import HELD_OUT
+
+    result = cli("demo", "-m", tiny_model, "-o", tmp_path / "run", "--steps", "1", "--set", "eval_interval=1",
+                 "--set", "batch_size=8", "--set", "dev_size=10")
+    assert result.exit_code == 0, result.output
+    held = result.stdout.split("held-out P@1 (pairs neither trained on nor used to choose the step):\n")[1]
+    rows = [line.split("\t") for line in held.split("\n\n")[0].splitlines()[1:5]]
+    assert [(r[0], r[1]) for r in rows] == [(f"en-{lang}", str(HELD_OUT)) for lang in ("kk", "ka", "jv", "tl")]
+    assert re.search(r"\n\d+ of \d+ links on 40 multi-word lines per language are one-word entries", result.stderr)
+    data = tomllib.loads((tmp_path / "run" / "recipe.toml").read_text(encoding="utf-8"))["data"]
+    assert data.endswith(f"data-{HELD_OUT}/en-{{lang}}.tsv")

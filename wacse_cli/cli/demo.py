@@ -29,9 +29,12 @@ def demo(
     if not model:
         note("the tiny model starts from random weights: a toy that shows the pipeline at work, not the accuracy "
              "of a real encoder (for that: wacse train --recipe cpu-small)")
-    result, pairs = run_demo(output, model, overrides, recipe_name=recipe)
-    typer.echo("dev P@1 (mean of both directions):")
+    result, pairs, held_out = run_demo(output, model, overrides, recipe_name=recipe)
+    typer.echo("dev P@1 (mean of both directions; used to choose the best step):")
     typer.echo(format_dev_table(result.dev_before, result.dev_after))
+    if held_out:
+        typer.echo("\nheld-out P@1 (pairs neither trained on nor used to choose the step):")
+        typer.echo(format_dev_table(*held_out))
     if pairs:
         typer.echo("\nword pairs the trained model aligns, confirmed by the sample's one-word entries:")
         for line in pairs[:-1] or ["(none)"]:

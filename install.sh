@@ -8,8 +8,11 @@ set -e
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/dev/null 2>&1; then
-    # few retries: where download.pytorch.org cannot be reached, pip goes on with the other sources at once
-    "$PYTHON" -m pip install --quiet --retries 2 "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
+    # torch alone from the PyTorch index (--index-url: no other package can come from there); its
+    # dependencies come from the default index with wacse's own below. Few retries: where
+    # download.pytorch.org cannot be reached, pip falls back to the default index at once.
+    "$PYTHON" -m pip install --quiet --retries 2 --no-deps --index-url https://download.pytorch.org/whl/cpu \
+        "torch==2.13.0" || echo "note: the PyTorch CPU index cannot be reached; torch comes from the default index" >&2
 fi
 if [ "${1:-}" = "test" ]; then
     "$PYTHON" -m pip install --quiet -e ".[test]"

@@ -65,12 +65,13 @@ def test_two_files_of_different_length(cli, tiny_model, tmp_path):
 def test_unknown_and_missing_language_codes(cli, tiny_model, tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_text("a\tb\n")
-    result = cli("eval", "retrieval", path, "-m", tiny_model)
+    result = cli("train", path, "-m", tiny_model, "-o", tmp_path / "run")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"wacse: error: missing language codes: cannot tell the languages of {path} from its name; "
         "name the file like en-jv.tsv or pass --langs en,jv"
     )
+    assert not (tmp_path / "run").exists()
     result = cli("eval", "retrieval", path, "-m", tiny_model, "--langs", "en,zz")
     assert result.exit_code == 2
     assert result.stderr.strip() == (

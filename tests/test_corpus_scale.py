@@ -190,10 +190,10 @@ def test_missing_faiss_and_unknown_index_are_one_line(cli, tiny_model, tmp_path,
     result = cli("search", good, "--corpus", good, "-m", tiny_model, "--index", "faiss-ivf")
     assert result.exit_code == 2
     assert result.stderr.strip() == ("wacse: error: --index faiss-ivf needs FAISS, which is not installed; "
-                                     "pip install 'wacse[faiss]' (or faiss-gpu), or use --index exact")
+                                     "pip install -e '.[faiss]' (or faiss-gpu), or use --index exact")
     assert cli("search", good, "--corpus", good, "-m", tiny_model).exit_code == 0  # auto: exact
     kind, advice = choose_index("auto", 10**11)
-    assert kind == "exact" and "pip install 'wacse[faiss]'" in advice
+    assert kind == "exact" and "pip install -e '.[faiss]'" in advice
     result = cli("mine", good, good, "-m", tiny_model, "--index", "annoy")
     assert result.exit_code == 2 and "--index must be one of auto, exact, faiss-flat" in result.stderr
 

@@ -12,7 +12,8 @@ import pytest
 from huggingface_hub import ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from wacse_cli import hub
+from wacse_cli import card as model_card
+from wacse_cli import upload
 from wacse_cli.model import load_encoder
 
 TOKEN = "hf_wacseTestTokenDoNotPrint0123456789"
@@ -150,7 +151,7 @@ def test_recorded_eval_results_join_the_model_index(run, tiny_model, pairs_file,
     stored = json.loads((run / "wacse.json").read_text(encoding="utf-8"))["eval_results"]
     assert len(stored) == 1 and stored[0]["scores"]["test"][0]["file"] == "en-kk.tsv"
     score = json.loads(result.stdout)["scores"]["test"][0]["main_score"]
-    card = hub.build_model_card(run, "user/m")
+    card = model_card.build_model_card(run, "user/m")
     tests = [r for r in card.data.eval_results if r.dataset_split == "test"]
     assert [(r.dataset_config, r.metric_value) for r in tests] == [("en-kk", round(score, 6))]
     assert "| en-kk.tsv | en-kk | 40 |" in card.text
@@ -164,7 +165,7 @@ def test_record_refuses_other_settings_and_other_models(cli, run, tiny_model, pa
 
 
 def test_upload_plan_leaves_training_state_behind(run):
-    plan = dict(hub.upload_plan(run))
+    plan = dict(upload.upload_plan(run))
     assert set(plan) == MODEL_FILES - {"README.md"}
     assert not any(path.startswith(name) for path in plan for name in ("checkpoints", "alignments", "optimizer"))
 
@@ -173,14 +174,14 @@ def test_card_without_results_or_known_licence_still_loads(run):
     meta = {k: v for k, v in json.loads((run / "wacse.json").read_text()).items()
             if k in ("pooling", "prefix", "max_length", "languages", "lang_embedding")}
     (run / "wacse.json").write_text(json.dumps({**meta, "base_model": "/gone/local-model"}))
-    card = ModelCard.load(hub.write_model_card(run))
+    card = ModelCard.load(model_card.write_model_card(run))
     assert card.data.eval_results is None and card.data.license == "other" and card.data.base_model is None
     assert "could not be determined" in card.text and "local-model" in card.text and "/gone" not in card.text
 
 
 def test_hand_edited_card_is_kept_unless_asked(cli, run):
     assert cli("push", run, "--repo", "user/m", "--dry-run").exit_code == 0
-    assert not hub.card_edited(run)
+    assert not model_card.card_edited(run)
     (run / "README.md").write_text((run / "README.md").read_text() + "\nMy own notes.\n")
     kept = cli("push", run, "--repo", "user/m", "--dry-run")
     assert kept.exit_code == 0 and "edited by hand" in kept.stderr
@@ -201,7 +202,7 @@ def test_push_calls_hfapi_with_exactly_what_was_asked(cli, run, online):
         ("create_repo", ("user/m",), {"private": True, "exist_ok": True}),
         ("create_branch", ("user/m",), {"branch": "dev", "exist_ok": True}),
         ("upload_folder", (), {"repo_id": "user/m", "folder_path": str(run), "revision": "dev",
-                               "commit_message": "First model", "ignore_patterns": list(hub.IGNORE_PATTERNS)}),
+                               "commit_message": "First model", "ignore_patterns": list(upload.IGNORE_PATTERNS)}),
     ]
     assert ModelCard.load(run / "README.md").data.model_name == "m"
 
@@ -209,7 +210,7 @@ def test_push_calls_hfapi_with_exactly_what_was_asked(cli, run, online):
 def test_push_defaults_leave_visibility_and_branch_to_the_hub(run, online):
     api = FakeApi()
     online()
-    summary = hub.push(run, "user/m", api=api)
+    summary = upload.push(run, "user/m", api=api)
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
     assert api.calls[0][2]["private"] is None and api.calls[1][2]["revision"] is None
     assert api.calls[1][2]["commit_message"].startswith("Upload sentence encoder trained with wacse")
@@ -281,8 +282,8 @@ def test_sharded_weights_and_language_embedding_are_checked(run):
     (run / "model.safetensors.index.json").write_text(json.dumps(index))
     meta = json.loads((run / "wacse.json").read_text())
     (run / "wacse.json").write_text(json.dumps({**meta, "lang_embedding": True}))
-    with pytest.raises(hub.UsageError, match="missing model-00002-of-00002.safetensors, lang_embedding.safetensors"):
-        hub.check_model_folder(run)
+    with pytest.raises(upload.UsageError, match="missing model-00002-of-00002.safetensors, lang_embedding.safetensors"):
+        upload.check_model_folder(run)
 
 
 def test_bad_folder_and_repo_id_are_usage_errors(cli, tmp_path, run):

@@ -16,7 +16,7 @@ recall@k against exact search on a sample of queries. IVF and HNSW indexes take 
 they are saved beside the cached corpus embeddings, under the embeddings' cache key plus their
 build parameters, and loaded by later runs over the same corpus with the same model.
 
-FAISS is an optional extra (``pip install 'wacse[faiss]'``), imported only when an index is used.
+FAISS is an optional extra (``pip install -e '.[faiss]'``), imported only when an index is used.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def import_faiss(kind: str):
     except ImportError:
         raise UsageError(
             f"--index {kind} needs FAISS, which is not installed",
-            hint="pip install 'wacse[faiss]' (or faiss-gpu), or use --index exact",
+            hint="pip install -e '.[faiss]' (or faiss-gpu), or use --index exact",
         ) from None
     return faiss
 
@@ -80,7 +80,7 @@ def choose_index(kind: str, pairs: int, device="cpu") -> tuple[str, str | None]:
         return "exact", None
     if not faiss_available():
         return "exact", (f"exact search over {pairs:,} pairs may take a long time; "
-                         "pip install 'wacse[faiss]' to let --index auto use an approximate index")
+                         "pip install -e '.[faiss]' to let --index auto use an approximate index")
     return "faiss-ivf", None
 
 

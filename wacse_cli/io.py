@@ -25,6 +25,7 @@ from .outputs import check_file_writable, is_special, reason
 
 ON_BAD_LINE = ("error", "skip")
 PIPES = "|||"
+UNKNOWN_LANG = "und"  # ISO 639 "undetermined": where a command does not need the languages
 
 
 @dataclass
@@ -119,16 +120,23 @@ def langs_from_name(path: str) -> tuple[str, str] | None:
     return found
 
 
+# extensions that happen to be ISO 639-3 codes too (txt is Tektiteko, src Sardinian, tgt Tagbanwa...)
+FILE_EXTENSIONS = frozenset({"txt", "tsv", "csv", "tok", "raw", "src", "tgt", "out", "dat", "xml", "bpe", "spm"})
+
+
 def lang_from_extension(path: str) -> str | None:
     """The language of ``corpus.jv`` (a line-parallel file named by its extension)."""
     suffix = Path(path).suffix.lstrip(".").lower()
-    return suffix if suffix in language_names() else None
+    return suffix if suffix in language_names() and suffix not in FILE_EXTENSIONS else None
 
 
-def resolve_langs(langs: str | None, name_hint: tuple[str, str] | None, what: str) -> tuple[str, str]:
+def resolve_langs(langs: str | None, name_hint: tuple[str, str] | None, what: str,
+                  need_langs: bool = True) -> tuple[str, str]:
     if langs:
         src, tgt = parse_langs(langs)
         return src, tgt
+    if name_hint is None and not need_langs:
+        return UNKNOWN_LANG, UNKNOWN_LANG
     if name_hint is None:
         raise UsageError(
             f"missing language codes: cannot tell the languages of {what} from its name",
@@ -258,12 +266,14 @@ def _detect_separator(path: str, first: str | None) -> str:
 
 
 def read_parallel_file(
-    path: str, *, langs: str | None = None, on_bad_line: str = "error", columns: int = 2
+    path: str, *, langs: str | None = None, on_bad_line: str = "error", columns: int = 2, need_langs: bool = True
 ) -> ParallelText:
-    """Read ``src<TAB>tgt`` or ``src ||| tgt`` lines (``columns=3`` also allows a third column)."""
+    """Read ``src<TAB>tgt`` or ``src ||| tgt`` lines (``columns=3`` also allows a third column).
+    Without ``need_langs``, languages that neither ``langs`` nor the name give are ``und``."""
     check_on_bad_line(on_bad_line)
     lines = list(iter_lines(path))  # a missing or unreadable file is the first thing to report
-    src_lang, tgt_lang = resolve_langs(langs, langs_from_name(path), path)
+    src_lang, tgt_lang = resolve_langs(langs, langs_from_name(path), "standard input" if path == "-" else path,
+                                       need_langs)
     if not lines:
         raise InputError("the file has no lines", where=path, hint="pass a file of sentence pairs")
     first_good = next((t for _, t, p in lines if p is None and t.strip()), None)
@@ -284,7 +294,7 @@ def read_parallel_file(
 
 
 def read_parallel_files(
-    src: str, tgt: str, *, langs: str | None = None, on_bad_line: str = "error"
+    src: str, tgt: str, *, langs: str | None = None, on_bad_line: str = "error", need_langs: bool = True
 ) -> ParallelText:
     """Two line-parallel files; their line counts must match."""
     check_on_bad_line(on_bad_line)
@@ -292,7 +302,7 @@ def read_parallel_files(
     if lang_from_extension(src) and lang_from_extension(tgt):
         hint = (lang_from_extension(src), lang_from_extension(tgt))
     src_lines, tgt_lines = list(iter_lines(src)), list(iter_lines(tgt))
-    src_lang, tgt_lang = resolve_langs(langs, hint, f"{src} and {tgt}")
+    src_lang, tgt_lang = resolve_langs(langs, hint, f"{src} and {tgt}", need_langs)
     if len(src_lines) != len(tgt_lines):
         longer, shorter = (src, tgt) if len(src_lines) > len(tgt_lines) else (tgt, src)
         n_long, n_short = max(len(src_lines), len(tgt_lines)), min(len(src_lines), len(tgt_lines))
@@ -327,15 +337,23 @@ def read_parallel(
     langs: str | None = None,
     on_bad_line: str = "error",
     columns: int = 2,
+    need_langs: bool = True,
 ) -> ParallelText:
     """Parallel text from one file or from ``src`` and ``tgt`` line-parallel files."""
     if path is not None and (src or tgt):
         raise UsageError("pass either a file of pairs or --src and --tgt, not both")
     if path is not None:
-        return read_parallel_file(path, langs=langs, on_bad_line=on_bad_line, columns=columns)
+        return read_parallel_file(path, langs=langs, on_bad_line=on_bad_line, columns=columns, need_langs=need_langs)
+    check_src_tgt(src, tgt)
     if not (src and tgt):
         raise UsageError("no parallel text given", hint="pass a file like en-jv.tsv, or --src a.en --tgt a.jv")
-    return read_parallel_files(src, tgt, langs=langs, on_bad_line=on_bad_line)
+    return read_parallel_files(src, tgt, langs=langs, on_bad_line=on_bad_line, need_langs=need_langs)
+
+
+def check_src_tgt(src: str | None, tgt: str | None) -> None:
+    if bool(src) != bool(tgt):
+        given, missing = ("--src", "--tgt") if src else ("--tgt", "--src")
+        raise UsageError(f"{given} needs {missing} too", hint="pass both line-parallel files: --src a.en --tgt a.jv")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -570,12 +588,13 @@ def as_multiway(text: ParallelText) -> MultiwayText:
     return MultiwayText(text.name, list(text.langs), [list(p) if p else None for p in text.pairs], list(text.skipped))
 
 
-def read_bitexts(files: list[str], *, langs: str | None = None, on_bad_line: str = "error") -> list[ParallelText]:
+def read_bitexts(files: list[str], *, langs: str | None = None, on_bad_line: str = "error",
+                 need_langs: bool = True) -> list[ParallelText]:
     """Parallel text per file; a multi-way file gives one text per pair of its languages."""
     texts = []
     for path in files:
         if not is_multiway(path):
-            texts.append(read_parallel(path, langs=langs, on_bad_line=on_bad_line))
+            texts.append(read_parallel(path, langs=langs, on_bad_line=on_bad_line, need_langs=need_langs))
             continue
         if langs:
             raise UsageError(f"--langs does not apply to {path}",

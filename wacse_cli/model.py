@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from .errors import ModelError, UsageError
+from .families import family_of, guessed_note
+from .hub_status import check_hub, is_offline, offline_reason
 
 POOLINGS = ("cls", "mean")
 WACSE_FILE = "wacse.json"
@@ -67,10 +69,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 # ----------------------------------------------------------------------------- locating models
 
 
-def is_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+def before_hub_access(name_or_path: str) -> None:
+    """A name that is not a local folder will be looked up on the Hub: check once that it answers."""
+    if not Path(name_or_path).expanduser().exists():
+        check_hub()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -86,6 +88,7 @@ def model_file(name_or_path: str, filename: str) -> Path | None:
         return path if path.exists() else None
     from huggingface_hub import hf_hub_download
 
+    check_hub()
     try:
         return Path(hf_hub_download(name_or_path, filename))
     except Exception:  # missing file, offline, private repo: the defaults apply
@@ -102,12 +105,37 @@ def _read_json(path: Path | None) -> dict[str, Any]:
 
 
 def saved_settings(name_or_path: str) -> tuple[EncoderSettings, dict[str, Any]]:
-    """Defaults stored with a model: ``wacse.json`` first, then sentence-transformers files."""
+    """Defaults stored with a model: ``wacse.json`` first, then sentence-transformers files, then
+    the documented settings of the model's family (see ``families``)."""
+    return stored_settings(name_or_path)[:2]
+
+
+def stored_settings(name_or_path: str) -> tuple[EncoderSettings, dict[str, Any], list[str]]:
+    """:func:`saved_settings`, and which of pooling and prefix were guessed (none stored)."""
     meta = _read_json(model_file(name_or_path, WACSE_FILE))
     settings = EncoderSettings()
     if meta:
         known = {k: meta[k] for k in asdict(settings) if k in meta}
-        return EncoderSettings(**known), meta
+        return EncoderSettings(**known), meta, []
+    settings, found = _sentence_transformers_settings(name_or_path)
+    guessed = [name for name in ("pooling", "prefix") if name not in found]
+    family = model_family(name_or_path)
+    if "pooling" in guessed:
+        settings.pooling = family.pooling
+    if "prefix" in guessed:
+        settings.prefix = family.prefix
+    return settings, {}, guessed
+
+
+def model_family(name_or_path: str):
+    """The documented family of a model, by its id, folder name or the id its config was saved from."""
+    config = _read_json(model_file(name_or_path, "config.json")) if Path(name_or_path).expanduser().is_dir() else {}
+    return family_of(name_or_path, str(config.get("_name_or_path", "")))
+
+
+def _sentence_transformers_settings(name_or_path: str) -> tuple[EncoderSettings, set[str]]:
+    """Pooling, prompt and length from sentence-transformers files, and which of them were there."""
+    settings, found = EncoderSettings(), set()
     modules = _read_json(model_file(name_or_path, "modules.json"))
     for module in modules if isinstance(modules, list) else []:
         if str(module.get("type", "")).endswith("Pooling"):
@@ -115,16 +143,22 @@ def saved_settings(name_or_path: str) -> tuple[EncoderSettings, dict[str, Any]]:
             mode = pool_cfg.get("pooling_mode")
             if pool_cfg.get("pooling_mode_cls_token") or mode == "cls":
                 settings.pooling = "cls"
+                found.add("pooling")
             elif pool_cfg.get("pooling_mode_mean_tokens") or mode == "mean":
                 settings.pooling = "mean"
+                found.add("pooling")
     st_cfg = _read_json(model_file(name_or_path, "config_sentence_transformers.json")) if modules else {}
     prompts, default_prompt = st_cfg.get("prompts") or {}, st_cfg.get("default_prompt_name")
     if default_prompt and default_prompt in prompts:
         settings.prefix = prompts[default_prompt]
+    elif "query" in prompts:  # e5's own files: "query: " for symmetric tasks such as bitext mining
+        settings.prefix = prompts["query"]
+    if modules and ("prompts" in st_cfg or "pooling" in found):
+        found.add("prefix")  # a sentence-transformers model without prompts takes the sentence as it is
     bert_cfg = _read_json(model_file(name_or_path, "sentence_bert_config.json")) if modules else {}
     if bert_cfg.get("max_seq_length"):
         settings.max_length = int(bert_cfg["max_seq_length"])
-    return settings, {}
+    return settings, found
 
 
 def load_error(name: str, exc: Exception) -> ModelError:
@@ -132,7 +166,7 @@ def load_error(name: str, exc: Exception) -> ModelError:
         return ModelError(f"model folder '{name}' does not exist", hint="check the path given to --model")
     if is_offline() and not Path(name).expanduser().exists():
         return ModelError(
-            f"model '{name}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+            f"model '{name}' is not in the Hugging Face cache and {offline_reason()}",
             hint=f"download it once with network access (hf download {name}), or pass a local folder to --model",
         )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -169,6 +203,8 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
     local = Path(name_or_path).expanduser()
     if local.exists():
         check_model_folder(local, name_or_path)
+    else:
+        before_hub_access(name_or_path)
     source = str(local) if local.exists() else name_or_path
     try:
         with quiet_stdout():
@@ -223,6 +259,7 @@ class SentenceEncoder(nn.Module):
         self.settings = settings
         self.name = name
         self.mlm_head = mlm_head
+        self.guessed = ""  # a note for the user when pooling or prefix were guessed
         self.lang_embedding = None
         if settings.lang_embedding:
             if not settings.languages:
@@ -308,6 +345,17 @@ class SentenceEncoder(nn.Module):
             save_file({"weight": self.lang_embedding.weight.detach().cpu().contiguous()}, folder / LANG_EMBEDDING_FILE)
         info = {**asdict(self.settings), "base_model": self.name, **(meta or {})}
         (folder / WACSE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        plain_file_modes(folder)
+
+
+def plain_file_modes(folder: Path) -> None:
+    """Give every file the mode a new file gets here (0644 under the usual umask): some writers
+    (safetensors' temporary files) leave 0600, so one file would be unreadable to others."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def write_sentence_transformers_files(folder: Path, settings: EncoderSettings, dim: int) -> None:
@@ -323,7 +371,8 @@ def write_sentence_transformers_files(folder: Path, settings: EncoderSettings, d
         "pooling_mode_max_tokens": False,
         "pooling_mode_mean_sqrt_len_tokens": False,
     }
-    st_config: dict[str, Any] = {"__version__": {"sentence_transformers": "2.2.2", "wacse": _version()}}
+    versions = {"sentence_transformers": _installed("sentence-transformers"), "wacse": _version()}
+    st_config: dict[str, Any] = {"__version__": {k: v for k, v in versions.items() if v}}
     if settings.lang_embedding:
         st_config["wacse_note"] = ("trained with a language-ID embedding that sentence-transformers does not apply; "
                                    "wacse applies it with --lang (see wacse.json and lang_embedding.safetensors)")
@@ -339,6 +388,16 @@ def write_sentence_transformers_files(folder: Path, settings: EncoderSettings, d
     (folder / "2_Normalize").mkdir(exist_ok=True)
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+def _installed(package: str) -> str | None:
+    """The installed version of ``package``, or None (then the file does not claim one)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _version() -> str:
@@ -364,7 +423,8 @@ def load_encoder(
     """
     if pooling is not None and pooling not in POOLINGS:
         raise UsageError(f"unknown pooling '{pooling}'", hint="use cls or mean")
-    settings, meta = saved_settings(name_or_path)
+    settings, meta, guessed = stored_settings(name_or_path)
+    guessed = [name for name, given in (("pooling", pooling), ("prefix", prefix)) if name in guessed and given is None]
     if pooling is not None:
         settings.pooling = pooling
     if prefix is not None:
@@ -382,6 +442,7 @@ def load_encoder(
     encoder = SentenceEncoder(backbone, tokenizer, settings, name=meta.get("base_model") or name_or_path, mlm_head=head)
     if stored_embedding:
         _load_lang_embedding(encoder, name_or_path)
+    encoder.guessed = guessed_note(name_or_path, model_family(name_or_path), guessed) if guessed else ""
     return encoder.to(resolve_device(device))
 
 

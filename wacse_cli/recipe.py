@@ -147,6 +147,15 @@ def shipped_recipes() -> list[str]:
     return sorted(p.stem for p in shipped_recipe_folder().glob("*.toml"))
 
 
+def recipe_descriptions() -> dict[str, str]:
+    """Each shipped recipe's one-line description, by name."""
+    out = {}
+    for name in shipped_recipes():
+        text = (shipped_recipe_folder() / f"{name}.toml").read_text(encoding="utf-8")
+        out[name] = str(tomllib.loads(text).get("description", ""))
+    return out
+
+
 def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
     recipe = Recipe()
     if name:

@@ -35,8 +35,9 @@ from .evaluate import retrieval_accuracy
 from .gradcache import WacseObjective, multiway_step, train_step
 from .model import SentenceEncoder, load_encoder
 from .progress import progress_bar
-from .recipe import Recipe, to_toml
+from .recipe import Recipe
 from .run_folder import EXPORT_TMP, LOG_FILE, RECIPE_FILE, after_failure, check_run_folder, trim_log
+from .run_recipe import recipe_as_run
 from .training_data import DevSet, TrainingData, encode_training_data, load_training_data
 
 MAX_NONFINITE_IN_A_ROW = 100
@@ -143,8 +144,10 @@ class Trainer:
 
     def __init__(self, recipe: Recipe, out: str | Path, *, files: list[str] | None = None, resume: bool = False,
                  on_bad_line: str = "error", progress: bool = True, stop_after: int | None = None,
-                 on_step: Callable[[int, dict], None] | None = None):
+                 on_step: Callable[[int, dict], None] | None = None, langs: str | None = None,
+                 src_tgt: tuple[str, str] | None = None):
         self.recipe, self.out, self.files = recipe, Path(out), files
+        self.langs, self.src_tgt, self.skipped_lines = langs, src_tgt, 0
         self.resume, self.on_bad_line, self.progress = resume, on_bad_line, progress
         self.stop_after = stop_after  # for tests: stop (as if interrupted) after this many steps
         self.on_step = on_step
@@ -189,7 +192,8 @@ class Trainer:
         np.random.seed(recipe.seed)
         device = self._start_ranks()
         ranks = self.ranks
-        data = load_training_data(recipe, self.files, self.on_bad_line)
+        data = load_training_data(recipe, self.files, self.on_bad_line, langs=self.langs, src_tgt=self.src_tgt)
+        self.skipped_lines = sum(len(t.skipped) for t in data.texts)
         self._prepare_output()
         encoder = build_encoder(recipe, data.languages, device)
         objective = build_objective(encoder, recipe, ranks)
@@ -210,7 +214,7 @@ class Trainer:
         elif ranks.is_main:
             state.dev_before = evaluate_dev(encoder, data.dev)
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / RECIPE_FILE).write_text(to_toml(recipe), encoding="utf-8")
+            (self.out / RECIPE_FILE).write_text(recipe_as_run(recipe, data, bool(self.src_tgt)), encoding="utf-8")
         self._loop(encoder, encoded, optimizer, scheduler, sampler, link_rng, state, data, objective)
         ranks.barrier()
         if not ranks.is_main or (self.stop_after is not None and state.step < recipe.steps):
@@ -359,7 +363,7 @@ def export_model(encoder: SentenceEncoder, out: Path, meta: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     encoder.save(tmp, meta)
     try:
-        from .hub import write_model_card
+        from .card import write_model_card
 
         write_model_card(tmp)
     except ImportError:

@@ -61,14 +61,22 @@ def dev_split(n: int, dev_size: int, seed: int) -> tuple[list[int], list[int]]:
     return sorted(order[size:].tolist()), sorted(order[:size].tolist())
 
 
-def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str = "error") -> TrainingData:
-    paths = data_files(recipe, files)
+def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str = "error", *,
+                       langs: str | None = None, src_tgt: tuple[str, str] | None = None) -> TrainingData:
+    """``langs`` (``"en,kk"``) names the languages of files whose names do not; ``src_tgt``: two
+    line-parallel files read as one more text."""
+    paths = data_files(recipe, files) if files or not src_tgt else []
     if any(is_multiway(path) for path in paths):
+        if src_tgt:
+            raise UsageError("--src and --tgt cannot be mixed with multi-way files", hint="join them into one file")
         return load_multiway_data(recipe, paths, on_bad_line)
-    texts = [usable(read_parallel(path, on_bad_line=on_bad_line), why=TRAIN_ON) for path in paths]
+    texts = [usable(read_parallel(path, langs=langs, on_bad_line=on_bad_line), why=TRAIN_ON) for path in paths]
+    if src_tgt:
+        texts.append(usable(read_parallel(src=src_tgt[0], tgt=src_tgt[1], langs=langs, on_bad_line=on_bad_line),
+                            why=TRAIN_ON))
     if recipe.dev_data:
-        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line), 2,
-                            "a dev set needs at least 2 pairs") for t in texts]
+        dev_texts = [usable(read_parallel(recipe.dev_data.format(lang=t.tgt_lang), langs=",".join(t.langs),
+                                          on_bad_line=on_bad_line), 2, "a dev set needs at least 2 pairs") for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
         held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
         return enough(TrainingData(texts, [without_sentences(t.kept(), t.pairs, held_out) for t in texts], dev))

@@ -166,8 +166,10 @@ def _finish(journal: Path, cache_file: Path | None) -> None:
 def make_aligner(aligner: str, model, *, layer: int | None, device: str, batch_size: int,
                  langs: tuple[str, str] = ("", ""), **options):
     """(aligner object, model fingerprint) for ``aligner`` with ``model`` (a name, or an encoder)."""
-    from ..model import SentenceEncoder
+    from ..model import SentenceEncoder, before_hub_access
 
+    if isinstance(model, str) and model:
+        before_hub_access(model)
     if aligner == "diagonal":
         return DiagonalAligner(_tokenizer_or_none(model)), "none"
     if aligner == "wspalign":

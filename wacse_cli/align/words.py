@@ -40,6 +40,12 @@ def words_mode_for(lang: str | None, pretokenized: bool = False) -> str:
     return "tokenizer" if (lang or "").lower() in NO_SPACE_LANGS else "whitespace"
 
 
+def unspaced_script(sentences, sample: int = 200) -> bool:
+    """Whether some of the first ``sample`` sentences are written in a script without spaces
+    (where words cannot be cut at spaces, so the language decides how they are cut)."""
+    return any(_NO_SPACE_SCRIPT.search(s) for s in list(sentences)[:sample])
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise UsageError(f"unknown word mode '{mode}'", hint=f"use one of {', '.join(MODES)}")

@@ -13,6 +13,7 @@ from .demo import demo
 from .embed import embed
 from .eval import eval_app
 from .filter import filter_pairs
+from .help import SUMMARIES, command_options
 from .mine import mine
 from .push import push
 from .search import search
@@ -44,16 +45,10 @@ def _root(
     """Cross-lingual sentence encoders for low-resource languages, trained with word alignment (WACSE)."""
 
 
-app.command("embed")(embed)
-app.command("search")(search)
-app.command("mine")(mine)
-app.command("filter")(filter_pairs)
-app.command("bootstrap")(bootstrap)
-app.command("align")(align)
-app.command("push")(push)
-app.command("train")(train)
-app.command("demo")(demo)
-app.add_typer(eval_app, name="eval")
+for _name, _command in (("embed", embed), ("search", search), ("mine", mine), ("filter", filter_pairs),
+                        ("bootstrap", bootstrap), ("align", align), ("push", push), ("train", train), ("demo", demo)):
+    app.command(_name, **command_options(_name))(_command)
+app.add_typer(eval_app, name="eval", short_help=SUMMARIES["eval"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,41 +11,43 @@ from .common import echo_json, local, note, report_errors
 # WSPAlign's scores are span probabilities, and WACSE keeps pairs at 0.9 or above; IterMax (embed)
 # and the diagonal already choose their links, so by default every one of them is kept.
 DEFAULT_THRESHOLDS = {"wspalign": 0.9}
+AlignLangs = opt.langs_option("needed only for a script without spaces (zh, ja, th ...) when --words is not set")
 
 
 @report_errors
 def align(
-    pairs: Annotated[Optional[str], typer.Argument(help="Parallel text: src<TAB>tgt or 'src ||| tgt' lines.")] = None,
+    pairs: Annotated[Optional[str], typer.Argument(metavar="FILE", show_default=False, help="Parallel text ('-' for standard input): src<TAB>tgt or 'src ||| tgt' lines.")] = None,
     output: opt.Output = "-",
     aligner: Annotated[str, typer.Option(
+        metavar="wspalign|embed|diagonal",
         help="wspalign (span prediction; needs its weights), embed (any encoder, offline) or diagonal (a baseline).")
     ] = "wspalign",
     model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Hub id or folder; wspalign's default is qiyuw/WSPAlign-xlm-base, embed needs one.")
+        "--model", "-m", metavar="MODEL", help="Hub id or folder; wspalign's default is qiyuw/WSPAlign-xlm-base, embed needs one.")
     ] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="Keep links scoring at least this (0 keeps all). wspalign scores forward + backward (0 to 2; default 0.9, "
+        metavar="SCORE", help="Keep links scoring at least this (0 keeps all). wspalign scores forward + backward (0 to 2; default 0.9, "
              "as WACSE uses); embed and diagonal 0 to 1 (default 0: every link they find).")] = None,
     fmt: Annotated[str, typer.Option(
-        "--format", help="pharaoh (i-j pairs) or jsonl (words and scored links).")] = "pharaoh",
+        "--format", metavar="pharaoh|jsonl", help="pharaoh (i-j pairs) or jsonl (words and scored links).")] = "pharaoh",
     layer: Annotated[Optional[int], typer.Option(
-        help="embed: layer of the token vectors (default 8 of 12 layers).")] = None,
-    method: Annotated[str, typer.Option(help="embed: itermax, or argmax (mutual only).")] = "itermax",
+        metavar="N", help="embed: layer of the token vectors (default 8 of 12 layers).")] = None,
+    method: Annotated[str, typer.Option(metavar="itermax|argmax", help="embed: itermax, or argmax (mutual only).")] = "itermax",
     distortion: Annotated[float, typer.Option(
-        help="embed: SimAlign's distortion correction, 0 (off) to 1; favours links at similar relative positions.")
+        metavar="WEIGHT", help="embed: SimAlign's distortion correction, 0 (off) to 1; favours links at similar relative positions.")
     ] = 0.5,
     words: Annotated[Optional[str], typer.Option(
-        help="whitespace, tokenizer or char; default: tokenizer for zh ja th lo km my, whitespace otherwise.")] = None,
+        metavar="MODE", help="whitespace, tokenizer or char; default: tokenizer for zh ja th lo km my, whitespace otherwise.")] = None,
     pretokenized: Annotated[bool, typer.Option(
         "--pretokenized", help="The text is already tokenised: words are split at spaces only.")] = False,
-    src: Annotated[Optional[str], typer.Option("--src", help="Source side as a line-parallel file.")] = None,
-    tgt: Annotated[Optional[str], typer.Option("--tgt", help="Target side as a line-parallel file.")] = None,
-    langs: opt.Langs = None,
+    src: opt.Src = None,
+    tgt: opt.Tgt = None,
+    langs: AlignLangs = None,
     prefix: opt.Prefix = None,
     pooling: opt.Pooling = None,
     max_length: Annotated[Optional[int], typer.Option(
-        help="Longest model input in tokens; longer sentences are cut.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sequences (embed) or questions (wspalign) per forward pass.")] = 64,
+        metavar="TOKENS", help="Longest model input in tokens; longer sentences are cut.")] = None,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Sequences (embed) or questions (wspalign) per forward pass.")] = 64,
     device: opt.Device = "auto",
     cache: Annotated[bool, typer.Option(
         help="Reuse and keep alignments in the cache (wacse train finds them there).")] = True,
@@ -63,7 +65,10 @@ def align(
         threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
     journal = None if output == "-" or is_special(output) else f"{output}.partial"  # else in the cache
     check_paths([pairs, src, tgt, local(model)], [output, journal])
-    text = usable(read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line), why="nothing to align")
+    text = usable(read_parallel(pairs, src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line, need_langs=False),
+                  why="nothing to align")
+    if not (words or pretokenized):
+        check_languages_known(text)
     result = align_text(
         text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,
         words=words, pretokenized=pretokenized, use_cache=cache, journal=journal,
@@ -81,3 +86,16 @@ def align(
     how = " (from the cache)" if result.cached else " (resumed)" if result.resumed else ""
     skipped = f", {len(text.skipped)} skipped" if text.skipped else ""
     note(f"aligned {len(text.kept())} pairs{how}: {count} links at threshold {threshold}{skipped} -> {output}")
+
+
+def check_languages_known(text) -> None:
+    """Languages change an alignment only through how words are cut: at spaces, unless the script has none."""
+    from ..align.words import unspaced_script
+    from ..errors import UsageError
+    from ..io import UNKNOWN_LANG
+
+    for side, lang in enumerate(text.langs):
+        if lang == UNKNOWN_LANG and unspaced_script(p[side] for p in text.pairs if p is not None):
+            raise UsageError(f"{text.name}: the {('source', 'target')[side]} side is in a script without spaces, "
+                             "so its language decides how words are cut",
+                             hint="pass --langs (like en,zh) or --words tokenizer")

@@ -89,6 +89,8 @@ def load_model(model: str | None, pooling: str | None, prefix: str | None, max_l
         raise UsageError("no model given", hint="pass --model with a Hugging Face id or a local folder")
     given = {option: check_lang(code, option) for option, code in (langs or {}).items() if code}
     encoder = load_encoder(model, pooling=pooling, prefix=prefix, max_length=max_length, device=device, **kw)
+    if encoder.guessed:
+        note(f"wacse: {encoder.guessed}")
     for option, code in given.items():
         if encoder.lang_embedding is None:
             raise UsageError(f"{option} {code}: the model {model} has no language embedding",

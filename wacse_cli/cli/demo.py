@@ -12,11 +12,12 @@ from .train import format_dev_table
 
 @report_errors
 def demo(
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the trained model (default: in the cache).")] = None,
-    model: opt.Model = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the demo recipe's).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a demo recipe field: key=value.")] = None,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="demo (TR + AWP + WTR on pairs) or multiway-demo "
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FOLDER", help="Folder for the trained model (default: in the cache).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", metavar="FOLDER", help="A tiny model folder to train instead of building one.")] = None,
+    steps: Annotated[Optional[int], typer.Option(metavar="N", help="Training steps (default: the demo recipe's).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Override a demo recipe field: key=value.")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="NAME", help="demo (TR + AWP + WTR on pairs) or multiway-demo "
                                         "(TR between every pair of five languages).")] = "demo",
 ) -> None:
     """Train a tiny model from scratch on bundled English-kk/ka/jv/tl pairs and show what changed."""
@@ -28,11 +29,18 @@ def demo(
     what = ("multi-way rows, TR between every pair of languages" if is_multiway_demo(recipe)
             else "word alignments, TR + AWP + WTR")
     note(f"wacse demo: a tiny model, the bundled CLDR sample (Unicode License v3), {what}")
-    result, pairs = run_demo(output, model, overrides, recipe_name=recipe)
-    typer.echo("dev P@1 (mean of both directions):")
+    if not model:
+        note("the tiny model starts from random weights: a toy that shows the pipeline at work, not the accuracy "
+             "of a real encoder (for that: wacse train --recipe cpu-small)")
+    result, pairs, held_out = run_demo(output, model, overrides, recipe_name=recipe)
+    typer.echo("dev P@1 (mean of both directions; used to choose the best step):")
     typer.echo(format_dev_table(result.dev_before, result.dev_after))
+    if held_out:
+        typer.echo("\nheld-out P@1 (pairs neither trained on nor used to choose the step):")
+        typer.echo(format_dev_table(*held_out))
     if pairs:
-        typer.echo("\nword pairs the trained model aligns:")
-    for line in pairs:
-        typer.echo(line)
+        typer.echo("\nword pairs the trained model aligns, confirmed by the sample's one-word entries:")
+        for line in pairs[:-1] or ["(none)"]:
+            typer.echo(line)
+        note(pairs[-1])
     note(f"model written to {result.output} ({result.wall_time_s / 60:.1f} min); try: wacse embed FILE -m {result.output}")

@@ -10,15 +10,15 @@ from . import options as opt
 from .common import echo_json, load_model, local, note, report_errors
 
 Shard = Annotated[Optional[str], typer.Option(
-    help="I/N: embed only the I-th of N equal line ranges (I counts from 0) into a piece beside the output "
+    metavar="I/N", help="I/N: embed only the I-th of N equal line ranges (I counts from 0) into a piece beside the output "
          "(big.npy -> big.shard-I-of-N.npy); run the N shards in parallel (one per GPU or process), then --merge N.")]
 Merge = Annotated[Optional[int], typer.Option(
-    help="N: join the N pieces written by --shard I/N into OUTPUT in input order, then delete them (no model needed).")]
+    metavar="N", help="N: join the N pieces written by --shard I/N into OUTPUT in input order, then delete them (no model needed).")]
 
 
 @report_errors
 def embed(
-    sentences: Annotated[str, typer.Argument(help="Text file, one sentence per line ('-' for standard input).")],
+    sentences: Annotated[str, typer.Argument(metavar="FILE", help="Text file, one sentence per line ('-' for standard input).")],
     output: opt.Output = "embeddings.npy",
     model: opt.Model = None,
     pooling: opt.Pooling = None,
@@ -27,7 +27,7 @@ def embed(
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
     lang: opt.Lang = None,
-    dtype: Annotated[str, typer.Option(help="float32 or float16.")] = "float32",
+    dtype: Annotated[str, typer.Option(metavar="float32|float16", help="Type of the stored vectors.")] = "float32",
     shard: Shard = None,
     merge: Merge = None,
     on_bad_line: opt.OnBadLine = "error",

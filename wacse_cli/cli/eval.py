@@ -9,6 +9,9 @@ import typer
 
 from . import options as opt
 from .common import echo_json, load_model, local, note, report_errors
+from .help import command_options
+
+RetrievalLangs = opt.langs_option("needed only for a model with a language embedding (else they name the results)")
 
 eval_app = typer.Typer(
     help="Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
@@ -18,19 +21,24 @@ eval_app = typer.Typer(
 )
 
 
-@eval_app.command("retrieval")
+@eval_app.command("retrieval", **command_options("retrieval"))
 @report_errors
 def retrieval(
-    files: Annotated[list[str], typer.Argument(
-        help="Parallel text files (en-jv.tsv ...), or multi-way files with a '#langs en kk ka' header (every pair).")],
+    files: Annotated[Optional[list[str]], typer.Argument(
+        metavar="FILE", show_default=False,
+        help="Parallel text files (en-jv.tsv ...), or multi-way files with a '#langs en kk ka' header (every pair).")
+    ] = None,
     model: opt.Model = None,
     pooling: opt.Pooling = None,
     prefix: opt.Prefix = None,
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
-    langs: opt.Langs = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write MTEB-shaped results JSON here.")] = None,
+    langs: RetrievalLangs = None,
+    src: opt.Src = None,
+    tgt: opt.Tgt = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="FILE", help="Write MTEB-shaped results JSON here.")] = None,
     record: Annotated[
         bool, typer.Option("--record", help="Also store the results in the --model folder, for its model card.")
     ] = False,
@@ -41,18 +49,25 @@ def retrieval(
 
     A multi-way file is scored for every pair of its languages, over the rows where both cells exist.
     """
+    from ..card import check_recordable, record_eval_results
+    from ..errors import UsageError
     from ..evaluate import bitext_retrieval
-    from ..hub import check_recordable, record_eval_results
-    from ..io import read_bitexts, usable
+    from ..io import check_src_tgt, read_bitexts, read_parallel, usable
     from ..model import WACSE_FILE
     from ..outputs import check_file_writable, check_paths
 
+    check_src_tgt(src, tgt)
+    if not files and not src:
+        raise UsageError("no parallel text given", hint="pass files like en-jv.tsv, or --src a.en --tgt a.jv")
     if record:
         check_file_writable(str(check_recordable(model, pooling=pooling, prefix=prefix, max_length=max_length)
                                 / WACSE_FILE))
-    check_paths([*files, local(model)], [output])
-    texts = [usable(text, 2, "retrieval needs at least 2 pairs")
-             for text in read_bitexts(files, langs=langs, on_bad_line=on_bad_line)]
+    check_paths([*(files or []), src, tgt, local(model)], [output])
+    need_langs = has_lang_embedding(model)
+    texts = read_bitexts(files or [], langs=langs, on_bad_line=on_bad_line, need_langs=need_langs)
+    if src:
+        texts.append(read_parallel(src=src, tgt=tgt, langs=langs, on_bad_line=on_bad_line, need_langs=need_langs))
+    texts = [usable(text, 2, "retrieval needs at least 2 pairs") for text in texts]
     encoder = load_model(model, pooling, prefix, max_length, device)
     started = time.time()
     subsets = bitext_retrieval(encoder, texts, batch_size=batch_size, max_length=max_length)
@@ -79,12 +94,22 @@ def retrieval(
         if s["duplicates"]["src"] or s["duplicates"]["tgt"]:
             note(f"{s['file']} ({s['hf_subset']}): {s['duplicates']['src']} source and {s['duplicates']['tgt']} target "
                  "sentences repeat another; retrieving any copy of the gold sentence counts as a hit")
+    skipped = sum({t.name: len(t.skipped) for t in texts}.values())
+    if skipped:
+        note(f"{skipped} bad input line(s) skipped (--on-bad-line skip)")
     typer.echo("file\tpair\tpairs\tsrc2tgt\ttgt2src\tmean")
     for s in subsets:
         typer.echo(f"{s['file']}\t{s['hf_subset']}\t{s['n_pairs']}\t{s['accuracy_src2tgt']:.4f}\t"
                    f"{s['accuracy_tgt2src']:.4f}\t{s['main_score']:.4f}")
     if len(subsets) > 1:
         typer.echo(f"average\t\t\t\t\t{average:.4f}")
+
+
+def has_lang_embedding(model: str | None) -> bool:
+    """Whether ``model`` stores a language embedding (then the languages change its vectors)."""
+    from ..model import saved_settings
+
+    return bool(model) and saved_settings(model)[0].lang_embedding
 
 
 def _write_json(path: str, data) -> None:
@@ -96,15 +121,15 @@ def _write_json(path: str, data) -> None:
         handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-@eval_app.command("mining")
+@eval_app.command("mining", **command_options("mining"))
 @report_errors
 def mining(
-    source: Annotated[str, typer.Argument(help="BUCC source file: id<TAB>sentence.")],
-    target: Annotated[str, typer.Argument(help="BUCC target file: id<TAB>sentence.")],
-    gold: Annotated[str, typer.Argument(help="Gold pairs: source_id<TAB>target_id.")],
-    threshold: Annotated[Optional[float], typer.Option(help="Use this margin threshold instead of choosing one on a dev part.")] = None,
-    dev_fraction: Annotated[float, typer.Option(help="Share of source ids used to choose the threshold.")] = 0.5,
-    neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin.")] = 4,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BUCC source file: id<TAB>sentence.")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="BUCC target file: id<TAB>sentence.")],
+    gold: Annotated[str, typer.Argument(metavar="GOLD", help="Gold pairs: source_id<TAB>target_id.")],
+    threshold: Annotated[Optional[float], typer.Option(metavar="MARGIN", help="Use this margin threshold instead of choosing one on a dev part.")] = None,
+    dev_fraction: Annotated[float, typer.Option(metavar="SHARE", help="Share of source ids used to choose the threshold.")] = 0.5,
+    neighbours: Annotated[int, typer.Option("-k", metavar="K", help="Neighbours for the margin.")] = 4,
     model: opt.Model = None,
     pooling: opt.Pooling = None,
     prefix: opt.Prefix = None,
@@ -148,10 +173,10 @@ def mining(
                f"f1\t{result['f1']:.4f}\nthreshold\t{chosen}")
 
 
-@eval_app.command("sts")
+@eval_app.command("sts", **command_options("sts"))
 @report_errors
 def sts(
-    pairs: Annotated[str, typer.Argument(help="sentence1<TAB>sentence2<TAB>score lines.")],
+    pairs: Annotated[str, typer.Argument(metavar="FILE", help="sentence1<TAB>sentence2<TAB>score lines.")],
     model: opt.Model = None,
     pooling: opt.Pooling = None,
     prefix: opt.Prefix = None,
@@ -180,12 +205,12 @@ def sts(
     typer.echo(f"spearman\t{value:.2f}")
 
 
-@eval_app.command("align")
+@eval_app.command("align", **command_options("eval-align"))
 @report_errors
 def align_links(
-    predicted: Annotated[str, typer.Argument(help="Predicted links: Pharaoh i-j lines, or wacse align --format jsonl.")],
+    predicted: Annotated[str, typer.Argument(metavar="PREDICTED", help="Predicted links: Pharaoh i-j lines, or wacse align --format jsonl.")],
     gold: Annotated[str, typer.Option(
-        "--gold", help="Gold links: Pharaoh i-j (sure) and ipj (possible) lines, or src<TAB>tgt<TAB>links lines.")],
+        "--gold", metavar="FILE", help="Gold links: Pharaoh i-j (sure) and ipj (possible) lines, or src<TAB>tgt<TAB>links lines.")],
     gold_one_index: Annotated[bool, typer.Option("--gold-one-index", help="Gold word indices start at 1.")] = False,
     json_out: opt.Json = False,
 ) -> None:

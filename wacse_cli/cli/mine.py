@@ -10,13 +10,16 @@ from . import options as opt
 from .common import echo_json, load_model, local, note, report_errors
 from .search import EfSearch, Index, Nprobe, indexed
 
+SrcLangAlias = opt.hidden_alias("--src-lang")  # the old name
+TgtLangAlias = opt.hidden_alias("--tgt-lang")  # the old name
+
 
 @report_errors
 def mine(
-    source: Annotated[str, typer.Argument(help="Source sentences, one per line.")],
-    target: Annotated[str, typer.Argument(help="Target sentences, one per line.")],
-    threshold: Annotated[Optional[float], typer.Option(help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
-    neighbours: Annotated[int, typer.Option("-k", help="Neighbours for the margin, in both directions.")] = 4,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source sentences, one per line.")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="Target sentences, one per line.")],
+    threshold: Annotated[Optional[float], typer.Option(metavar="MARGIN", help="Keep pairs with a margin at least this (LASER used 1.04-1.1).")] = None,
+    neighbours: Annotated[int, typer.Option("-k", metavar="K", help="Neighbours for the margin, in both directions.")] = 4,
     index: Index = "auto",
     nprobe: Nprobe = 32,
     ef_search: EfSearch = 64,
@@ -27,8 +30,10 @@ def mine(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
-    src_lang: Annotated[Optional[str], typer.Option(help="Source language, for a language embedding.")] = None,
-    tgt_lang: Annotated[Optional[str], typer.Option(help="Target language, for a language embedding.")] = None,
+    langs: Annotated[Optional[str], typer.Option(
+        metavar="SRC,TGT", help="Languages of the two files, for a model with a language embedding.")] = None,
+    src_lang: SrcLangAlias = None,
+    tgt_lang: TgtLangAlias = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings and indexes.")] = True,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
@@ -46,10 +51,11 @@ def mine(
     if threshold is not None and not math.isfinite(threshold):
         raise UsageError(f"--threshold must be a finite number, not {threshold}")
     check_index(index, nprobe, ef_search)
+    src_lang, tgt_lang = opt.two_langs(langs, src_lang, tgt_lang, "--src-lang/--tgt-lang")
     check_paths([source, target, local(model)], [None if json_out else output])
     src_text, tgt_text = (usable(read_sentences(path, on_bad_line), why="nothing to mine") for path in (source, target))
-    encoder = load_model(model, pooling, prefix, max_length, device,
-                         langs={"--src-lang": src_lang, "--tgt-lang": tgt_lang})
+    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--langs": src_lang or tgt_lang})
+    encoder.lang_id(tgt_lang)  # a code the language embedding has no row for
     kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
     src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)
@@ -76,4 +82,5 @@ def mine(
     with atomic_output(output) as handle:
         for s, a, b, _, _ in rows:
             handle.write(f"{s:.6f}\t{a}\t{b}\n")
-    note(f"mined {len(rows)} pairs")
+    skipped = len(src_text.skipped) + len(tgt_text.skipped)
+    note(f"mined {len(rows)} pairs" + (f"; {skipped} bad input line(s) skipped (--on-bad-line skip)" if skipped else ""))

@@ -11,19 +11,19 @@ from .common import echo_json, note, report_errors
 
 @report_errors
 def push(
-    folder: Annotated[str, typer.Argument(help="Model folder written by wacse train.")],
-    repo: Annotated[str, typer.Option("--repo", help="Hub repository id, like user/xlmr-wacse-jv-kk.")],
+    folder: Annotated[str, typer.Argument(metavar="FOLDER", help="Model folder written by wacse train.")],
+    repo: Annotated[str, typer.Option("--repo", metavar="USER/NAME", help="Hub repository id, like user/xlmr-wacse-jv-kk.")],
     private: Annotated[bool, typer.Option("--private", help="Make the repository private when creating it.")] = False,
     revision: Annotated[
-        Optional[str], typer.Option(help="Branch to commit to (created if missing); default: main.")
+        Optional[str], typer.Option(metavar="BRANCH", help="Branch to commit to (created if missing); default: main.")
     ] = None,
-    commit_message: Annotated[Optional[str], typer.Option(help="Message of the upload commit.")] = None,
+    commit_message: Annotated[Optional[str], typer.Option(metavar="TEXT", help="Message of the upload commit.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the card, list the files, upload nothing.")] = False,
     new_card: Annotated[bool, typer.Option("--new-card", help="Regenerate README.md even if edited by hand.")] = False,
     json_out: opt.Json = False,
 ) -> None:
     """Upload a trained model in one commit, with a generated model card (README.md)."""
-    from ..hub import push as run_push
+    from ..upload import push as run_push
 
     result = run_push(folder, repo, private=private, revision=revision, commit_message=commit_message,
                       dry_run=dry_run, new_card=new_card)

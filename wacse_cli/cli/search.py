@@ -11,19 +11,21 @@ from .common import echo_json, load_model, local, note, report_errors
 
 SCORES = ("cosine", "margin")
 Index = Annotated[str, typer.Option(
-    help="auto (exact search unless that means over 1e10 vector pairs on CPU, 1e12 on GPU, then faiss-ivf), "
-         "exact, faiss-flat, faiss-ivf or faiss-hnsw (FAISS: pip install 'wacse[faiss]'). "
+    metavar="KIND", help="auto (exact search unless that means over 1e10 vector pairs on CPU, 1e12 on GPU, then faiss-ivf), "
+         "exact, faiss-flat, faiss-ivf or faiss-hnsw (FAISS: pip install -e '.[faiss]' in a wacse checkout). "
          "Candidates are always rescored exactly; approximate indexes report recall@k on 256 sampled queries.")]
-Nprobe = Annotated[int, typer.Option(help="faiss-ivf: cells searched per query (more: better recall, slower).")]
-EfSearch = Annotated[int, typer.Option(help="faiss-hnsw: candidates kept per search (more: better recall, slower).")]
+Nprobe = Annotated[int, typer.Option(metavar="N", help="faiss-ivf: cells searched per query (more: better recall, slower).")]
+EfSearch = Annotated[int, typer.Option(metavar="N", help="faiss-hnsw: candidates kept per search (more: better recall, slower).")]
 
+LangAlias = opt.hidden_alias("--lang")  # the old name
+CorpusLangAlias = opt.hidden_alias("--corpus-lang")  # the old name
 
 @report_errors
 def search(
-    queries: Annotated[str, typer.Argument(help="Query sentences, one per line ('-' for standard input).")],
-    corpus: Annotated[str, typer.Option("--corpus", "-c", help="Corpus sentences, one per line.")],
-    k: Annotated[int, typer.Option("-k", help="Results per query.")] = 5,
-    score: Annotated[str, typer.Option(help="cosine, or margin (LASER's ratio margin, 4 neighbours each way).")] = "cosine",
+    queries: Annotated[str, typer.Argument(metavar="QUERIES", help="Query sentences, one per line ('-' for standard input).")],
+    corpus: Annotated[str, typer.Option("--corpus", "-c", metavar="FILE", help="Corpus sentences, one per line.")],
+    k: Annotated[int, typer.Option("-k", metavar="K", help="Results per query.")] = 5,
+    score: Annotated[str, typer.Option(metavar="cosine|margin", help="cosine, or margin (LASER's ratio margin, 4 neighbours each way).")] = "cosine",
     index: Index = "auto",
     nprobe: Nprobe = 32,
     ef_search: EfSearch = 64,
@@ -34,8 +36,11 @@ def search(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
-    lang: opt.Lang = None,
-    corpus_lang: Annotated[Optional[str], typer.Option(help="Language of the corpus, for a language embedding.")] = None,
+    langs: Annotated[Optional[str], typer.Option(
+        metavar="QUERIES,CORPUS", help="Languages of the queries and the corpus, for a model with a language "
+                                       "embedding.")] = None,
+    lang: LangAlias = None,
+    corpus_lang: CorpusLangAlias = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached corpus embeddings and indexes.")] = True,
     on_bad_line: opt.OnBadLine = "error",
     json_out: opt.Json = False,
@@ -53,11 +58,12 @@ def search(
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
     check_index(index, nprobe, ef_search)
+    lang, corpus_lang = opt.two_langs(langs, lang, corpus_lang, "--lang/--corpus-lang")
     check_paths([queries, corpus, local(model)], [None if json_out else output])
     query_text = usable(read_sentences(queries, on_bad_line), why="nothing to search with")
     corpus_text = usable(read_sentences(corpus, on_bad_line), why="nothing to search")
-    encoder = load_model(model, pooling, prefix, max_length, device,
-                         langs={"--lang": lang, "--corpus-lang": corpus_lang})
+    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--langs": lang or corpus_lang})
+    encoder.lang_id(corpus_lang)  # a code the language embedding has no row for
     kw = {"batch_size": batch_size, "max_length": max_length}
     q_vecs = encode_lines(encoder, query_text.lines, lang=lang, desc="queries", **kw)
     c_vecs = cached_encode(encoder, model, corpus_text.lines, use_cache=cache, lang=corpus_lang, desc="corpus", **kw)
@@ -87,6 +93,9 @@ def search(
     with atomic_output(output) as handle:
         for r in results:
             handle.write(f"{r['query_line']}\t{r['rank']}\t{r['score']:.6f}\t{r['corpus_line']}\t{r['corpus_text']}\n")
+    skipped = len(query_text.skipped) + len(corpus_text.skipped)
+    if skipped:
+        note(f"{skipped} bad input line(s) skipped (--on-bad-line skip)")
 
 
 def indexed(encoder, model: str, lines: list, vectors, queries, k: int, kind: str, label: str, *, lang: str | None,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, note, report_errors
+from .common import echo_json, load_embedder, note, report_errors
 from .search import EfSearch, Index, Nprobe, indexed
 
 
@@ -26,6 +26,7 @@ def mine(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
+    backend: opt.Backend = "auto",
     src_lang: Annotated[Optional[str], typer.Option(help="Source language, for a language embedding.")] = None,
     tgt_lang: Annotated[Optional[str], typer.Option(help="Target language, for a language embedding.")] = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings and indexes.")] = True,
@@ -43,8 +44,8 @@ def mine(
         raise UsageError(f"-k must be at least 1, not {neighbours}")
     check_index(index, nprobe, ef_search)
     src_text, tgt_text = read_sentences(source, on_bad_line), read_sentences(target, on_bad_line)
-    encoder = load_model(model, pooling, prefix, max_length, device)
-    kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
+    encoder, forward = load_embedder(model, pooling, prefix, max_length, device, backend)
+    kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache, "backend": forward}
     src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)
     s_rows = [i for i, line in enumerate(src_text.lines) if line is not None]
@@ -53,7 +54,8 @@ def mine(
     kind, advice = choose_index(index, 2 * len(s_rows) * len(t_rows), encoder.device)
     if advice:
         note(advice)
-    ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device, "max_length": max_length, "cache": cache}
+    ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device, "max_length": max_length, "cache": cache,
+           "backend": forward}
     tgt_index, to_tgt = indexed(encoder, model, tgt_text.lines, tgt_vecs, src_vecs, neighbours, kind,
                                 "source -> target", lang=tgt_lang, **ikw)
     src_index, to_src = indexed(encoder, model, src_text.lines, src_vecs, tgt_vecs, neighbours, kind,

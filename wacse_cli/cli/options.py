@@ -19,3 +19,8 @@ Langs = Annotated[Optional[str], typer.Option(help="Language codes as src,tgt wh
 OnBadLine = Annotated[str, typer.Option(help="error: stop at the first bad line; skip: skip it and count it.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output file ('-' for standard output).")]
+Backend = Annotated[str, typer.Option(
+    envvar="WACSE_BACKEND",
+    help="Where the forward pass runs: torch, onnx (onnxruntime, CPU) or onnx-int8 (int8 weights, CPU, about "
+         "2x fp32 torch at cosine >= 0.99); auto: torch on a GPU, onnx-int8 on a CPU when onnxruntime is installed "
+         "(pip install 'wacse[onnx]'), else torch. The ONNX graphs are exported once per model into the cache.")]

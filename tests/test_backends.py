@@ -37,8 +37,8 @@ def onnx_cache(tiny_model, lang_model, tmp_path_factory):
     home = tmp_path_factory.mktemp("onnx-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WACSE_HOME", str(home))
-        for model in (tiny_model, lang_model):
-            prepare_backend(load_encoder(model), model, "onnx", progress=False)
+        for model, backend in ((tiny_model, "onnx-int8"), (lang_model, "onnx")):
+            prepare_backend(load_encoder(model), model, backend, progress=False)
     return home / "onnx"
 
 
@@ -51,6 +51,7 @@ def exported(onnx_cache, wacse_home, monkeypatch):
         raise AssertionError("exported again although the cache holds the graphs")
 
     monkeypatch.setattr(backends, "export_fp32", no_export)
+    monkeypatch.setattr(backends, "quantize_int8", no_export)
 
 
 def lowest_cosine(a: np.ndarray, b: np.ndarray) -> float:

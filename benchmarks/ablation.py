@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""The paper's ablation on your own data: TR, TR+AWP, TR+WTR and WACSE (TR+AWP+WTR).
+"""The paper's ablation on your own data: TR, TR+AWP, TR+WTR, WACSE (TR+AWP+WTR) and TR+RTL, over seeds.
 
-Four short trainings from one recipe, each the recipe with the missing word-level weights set to
-0 (exactly what ``wacse train --recipe R --set losses.awp=0 --set losses.wtr=0`` does for "TR
-only"); data, dev split, seed, steps and batch are shared, so the rows differ only in the
-objective. Prints one row per variant: the losses used, dev P@1 (mean of both directions, over
-the language pairs) before and after training, test P@1 on the ``--test`` files (scored as
-``wacse eval retrieval`` scores them) and the wall time of the run.
+Short trainings from one recipe, each the recipe with the other objectives' weights set to 0
+(exactly what ``wacse train --recipe R --set losses.awp=0 --set losses.wtr=0`` does for "TR only");
+an objective a variant turns on keeps the recipe's weight, or 0.1 where the recipe has it off.
+Data, dev split, steps and batch are shared, so within a seed the rows differ only in the
+objective. A variant the model cannot train (AWP on a model without an MLM head) is reported as
+refused. Prints one row per variant and seed, then per variant the mean, the sample standard
+deviation and the range over seeds of dev P@1 (mean of both directions, over the language pairs)
+and of test P@1 on the ``--test`` files (scored as ``wacse eval retrieval`` scores them).
 
-usage: python benchmarks/ablation.py ../shared/data/cldr/en-kk.tsv ../shared/data/cldr/en-ka.tsv \\
-           --model ../e5-small [--recipe cpu-small] [--steps 150] [--batch-size 64] \\
-           [--set key=value ...] [--test held-out/en-kk.tsv ...] [--output runs/ablation] [--json]
+usage: python benchmarks/ablation.py ../shared/data/ui/en-kk.tsv ../shared/data/ui/en-ka.tsv \
+           --model ../e5-small [--recipe cpu-small] [--seeds 42,43,44] [--variants TR,TR+WTR] \
+           [--steps 150] [--batch-size 64] [--set key=value ...] [--test held-out/en-kk.tsv ...] \
+           [--output runs/ablation] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -26,12 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wacse_cli.errors import WacseError  # noqa: E402
 
-VARIANTS = {
-    "TR": ["losses.awp=0", "losses.wtr=0"],
-    "TR+AWP": ["losses.wtr=0"],
-    "TR+WTR": ["losses.awp=0"],
-    "WACSE": [],
+VARIANTS = {  # the objectives each variant turns on besides TR
+    "TR": [],
+    "TR+AWP": ["awp"],
+    "TR+WTR": ["wtr"],
+    "WACSE": ["awp", "wtr"],
+    "TR+RTL": ["rtl"],
 }
+DEFAULT_WEIGHT = 0.1
+
+
+def variant_overrides(on: list[str], recipe_weights: dict) -> list[str]:
+    """--set values for a variant: its objectives at the recipe's weight (0.1 where that is 0)."""
+    return [f"losses.{name}={(recipe_weights[name] or DEFAULT_WEIGHT) if name in on else 0}"
+            for name in ("awp", "wtr", "rtl")]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test", nargs="+", default=[], metavar="FILE",
                         help="held-out parallel or multi-way files scored after each run")
     parser.add_argument("--device", help="auto, cpu or cuda (default: the recipe's)")
-    parser.add_argument("--output", help="keep the four runs here (default: a temporary folder, removed)")
+    parser.add_argument("--output", help="keep the runs here (default: a temporary folder, removed)")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds, one run per variant each (default: 42)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     return parser.parse_args(argv)
 
@@ -72,27 +86,54 @@ def held_out_score(folder: Path, tests: list) -> float | None:
     return sum(s["main_score"] for s in subsets) / len(subsets)
 
 
-def run_variant(name: str, extra: list[str], args, out: Path, tests: list) -> dict:
+def run_variant(name: str, seed: int, args, out: Path, tests: list) -> dict:
     from wacse_cli.recipe import load_recipe
     from wacse_cli.train import Trainer
 
-    recipe = load_recipe(args.recipe, shared_overrides(args) + extra)
-    started = time.time()
-    result = Trainer(recipe, out / name, files=args.files).run()
-    wall = time.time() - started
+    base = load_recipe(args.recipe, shared_overrides(args)).to_dict()["losses"]
+    recipe = load_recipe(args.recipe, shared_overrides(args) + variant_overrides(VARIANTS[name], base) + [f"seed={seed}"])
     weights = {k: v for k, v in recipe.to_dict()["losses"].items() if v}
-    return {"variant": name, "losses": " ".join(f"{k}={v:g}" for k, v in weights.items()),
-            "dev_before": result.dev_before.get("mean"), "dev_after": result.dev_after.get("mean"),
-            "test": held_out_score(result.output, tests), "best_step": result.best_step, "wall_s": round(wall, 1)}
+    row = {"variant": name, "seed": seed, "losses": " ".join(f"{k}={v:g}" for k, v in weights.items())}
+    started = time.time()
+    try:
+        result = Trainer(recipe, out / f"{name}-{seed}", files=args.files).run()
+    except WacseError as exc:
+        return {**row, "refused": str(exc).split(";")[0]}
+    return {**row, "dev_before": result.dev_before.get("mean"), "dev_after": result.dev_after.get("mean"),
+            "test": held_out_score(result.output, tests), "best_step": result.best_step,
+            "wall_s": round(time.time() - started, 1)}
 
 
-def format_table(rows: list[dict]) -> str:
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per variant: mean, sample standard deviation and range over the seeds that ran."""
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        ran = [r for r in rows if r["variant"] == name and "refused" not in r]
+        summary: dict = {"variant": name, "seeds": len(ran)}
+        for key in ("dev_after", "test"):
+            values = [r[key] for r in ran if r.get(key) is not None]
+            if values:
+                summary[key] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+                                "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+        out.append(summary)
+    return out
+
+
+def format_table(rows: list[dict], summary: list[dict]) -> str:
     def cell(value) -> str:
         return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    keys = ["variant", "losses", "dev_before", "dev_after", "test", "best_step", "wall_s"]
+    keys = ["variant", "seed", "losses", "dev_before", "dev_after", "test", "best_step", "wall_s"]
     lines = ["\t".join(keys)]
-    lines += ["\t".join(cell(row[k]) if k != "wall_s" else f"{row[k]:.1f}" for k in keys) for row in rows]
+    for row in rows:
+        refused = f"\trefused: {row['refused']}" if "refused" in row else ""
+        lines.append("\t".join(cell(row.get(k)) for k in keys[:3]) + refused if refused
+                     else "\t".join(cell(row.get(k)) for k in keys))
+    lines += ["", "variant\tseeds\tdev_after mean ± sd (min-max)\ttest mean ± sd (min-max)"]
+    for s in summary:
+        stats = [f"{s[k]['mean']:.4f} ± {s[k]['sd']:.4f} ({s[k]['min']:.4f}-{s[k]['max']:.4f})" if k in s else "-"
+                 for k in ("dev_after", "test")]
+        lines.append("\t".join([s["variant"], str(s["seeds"]), *stats]))
     return "\n".join(lines)
 
 
@@ -100,25 +141,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from wacse_cli.io import read_bitexts
 
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    names = [x.strip() for x in args.variants.split(",") if x.strip()]
+    unknown = [x for x in names if x not in VARIANTS]
+    if unknown or not seeds:
+        print(f"ablation: error: unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
+              if unknown else "ablation: error: --seeds names no seed", file=sys.stderr)
+        return 2
     started = time.time()
     keep = args.output is not None
     out = Path(args.output) if keep else Path(tempfile.mkdtemp(prefix="wacse-ablation-"))
     try:
         tests = read_bitexts(args.test) if args.test else []  # a bad test file fails before any training
         rows = []
-        for name, extra in VARIANTS.items():
-            print(f"ablation: {name} ({len(rows) + 1}/{len(VARIANTS)})", file=sys.stderr, flush=True)
-            rows.append(run_variant(name, extra, args, out, tests))
-            if not keep:
-                shutil.rmtree(out / name, ignore_errors=True)
+        for seed in seeds:
+            for name in names:
+                print(f"ablation: {name}, seed {seed} ({len(rows) + 1}/{len(seeds) * len(names)})", file=sys.stderr,
+                      flush=True)
+                rows.append(run_variant(name, seed, args, out, tests))
+                if not keep:
+                    shutil.rmtree(out / f"{name}-{seed}", ignore_errors=True)
     except WacseError as exc:
         print(f"ablation: error: {exc}", file=sys.stderr)
         return exc.exit_code
     finally:
         if not keep:
             shutil.rmtree(out, ignore_errors=True)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
-    print(f"ablation: 4 runs in {time.time() - started:.1f} s" + (f", kept in {out}" if keep else ""), file=sys.stderr)
+    summary = summarise(rows)
+    print(json.dumps({"runs": rows, "summary": summary}, indent=2) if args.json else format_table(rows, summary))
+    print(f"ablation: {len(rows)} runs in {time.time() - started:.1f} s" + (f", kept in {out}" if keep else ""),
+          file=sys.stderr)
     return 0
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wacse_cli.align import wspalign  # noqa: E402
 from wacse_cli.align.embedding import EmbedAligner  # noqa: E402
-from wacse_cli.align.words import token_words, word_spans  # noqa: E402
+from wacse_cli.align.words import word_spans  # noqa: E402
 from wacse_cli.model import load_encoder, quiet_transformers, resolve_device  # noqa: E402
 
 
@@ -72,10 +72,9 @@ def wspalign_one_by_one(tokenizer, model, pairs, spans, device):
                                                                        (tgt, t_spans, src, s_spans))):
             for w, span in enumerate(q_spans):
                 answer = ask(wspalign.question(q_text, span), c_text)
-                if answer is None:
-                    continue
-                for v in token_words([answer[:2]], c_spans)[0]:
-                    found[direction][(w, v) if direction == 0 else (v, w)] = answer[2]
+                linked = wspalign.words_inside(answer[:2], c_spans)
+                for v in linked:
+                    found[direction][(w, v) if direction == 0 else (v, w)] = answer[2] / len(linked)
         out.append(wspalign.combine(*found))
     return out, reference
 
@@ -89,8 +88,8 @@ def _pipeline(tokenizer, model, device):
         return None
 
     def ask(question, context):
-        answer = qa(question=question, context=context, handle_impossible_answer=True, max_answer_len=wspalign.MAX_SPAN)
-        return None if answer["start"] == answer["end"] else (answer["start"], answer["end"], answer["score"])
+        answer = qa(question=question, context=context, max_answer_len=wspalign.MAX_SPAN)
+        return answer["start"], answer["end"], answer["score"]
 
     return ask
 
@@ -103,10 +102,8 @@ def _single_query(tokenizer, model, device):
         with torch.inference_mode():
             logits = model(**enc.to(device))
         is_context = torch.tensor([[s == 1 for s in sequence]], device=device)
-        start, end, prob, null = wspalign.best_spans(logits.start_logits, logits.end_logits, is_context)
-        if float(prob[0]) <= float(null[0]):
-            return None
-        return int(offsets[int(start[0])][0]), int(offsets[int(end[0])][1]), float(prob[0])
+        start, end, score = wspalign.best_spans(logits.start_logits, logits.end_logits, is_context)
+        return int(offsets[int(start[0])][0]), int(offsets[int(end[0])][1]), float(score[0])
 
     return ask
 

@@ -78,37 +78,52 @@ def test_best_span_by_hand():
     start = torch.tensor([[0.0, 9, 0, 0, 5, 1.5, 0, 0]])  # 9 at a question token: not allowed
     end = torch.tensor([[0.0, 0, 0, 0, 0, 1, 5, 9]])  # 9 at </s>: not allowed
     z_start, z_end = 1 + e**5 + e**1.5 + 1, 1 + 1 + e + e**5  # softmax over positions 0, 4, 5, 6
-    s, t, prob, null = wspalign.best_spans(start, end, CONTEXT)
+    s, t, score = wspalign.best_spans(start, end, CONTEXT)
     assert (int(s), int(t)) == (4, 6)
-    assert float(prob) == pytest.approx(e**5 * e**5 / (z_start * z_end), rel=1e-5)
-    assert float(null) == pytest.approx(1 / (z_start * z_end), rel=1e-5)
-    s, t, prob, _ = wspalign.best_spans(start, end, CONTEXT, max_span=2)  # bounded length: 5..6 wins
-    assert (int(s), int(t)) == (5, 6) and float(prob) == pytest.approx(e**1.5 * e**5 / (z_start * z_end), rel=1e-5)
+    assert float(score) == pytest.approx(e**5 * e**5 / (z_start * z_end), rel=1e-5)
+    s, t, score = wspalign.best_spans(start, end, CONTEXT, max_span=2)  # bounded length: 5..6 wins
+    assert (int(s), int(t)) == (5, 6) and float(score) == pytest.approx(e**1.5 * e**5 / (z_start * z_end), rel=1e-5)
 
 
-def test_best_span_never_ends_before_it_starts_and_no_answer_wins():
+def test_best_span_never_ends_before_it_starts_and_the_first_position_is_never_an_answer():
     start = torch.tensor([[0.0, 0, 0, 0, 0, 0, 6, 0]])
     end = torch.tensor([[0.0, 0, 0, 0, 6, 0, 0, 0]])
-    s, t, prob, _ = wspalign.best_spans(start, end, CONTEXT)
+    s, t, _ = wspalign.best_spans(start, end, CONTEXT)
     assert int(t) >= int(s)
-    start[0, 0] = end[0, 0] = 20.0  # the <s> position: "no answer"
-    _, _, prob, null = wspalign.best_spans(start, end, CONTEXT)
-    assert float(null) > float(prob)
+    start = torch.tensor([[20.0, 0, 0, 0, 1, 0, 0, 0]])  # <s> dominates the softmax but is no answer
+    end = torch.tensor([[20.0, 0, 0, 0, 0, 0, 2, 0]])
+    s, t, score = wspalign.best_spans(start, end, CONTEXT)
+    z_start, z_end = math.exp(20) + math.e + 2, math.exp(20) + 2 + math.exp(2)
+    assert (int(s), int(t)) == (4, 6) and float(score) == pytest.approx(math.e * math.exp(2) / (z_start * z_end), rel=1e-5)
+    assert wspalign.best_spans(start, end, CONTEXT, max_span=20)[:2] == wspalign.best_spans(start, end, CONTEXT)[:2]
+    assert wspalign.MAX_SPAN == 15
 
 
-def test_span_words_cross_boundaries():
-    words_of_tokens = [[], [], [0], [0], [1], [1, 2], [2], []]
-    assert wspalign.span_words(3, 4, words_of_tokens) == [0, 1]  # from the end of word 0 into word 1
-    assert wspalign.span_words(5, 5, words_of_tokens) == [1, 2]  # one token over two words
-    assert wspalign.span_words(7, 7, words_of_tokens) == []
+def test_words_inside_keeps_only_whole_words():
+    spans = [(0, 3), (4, 7), (8, 12)]  # "the cat sits"
+    assert wspalign.words_inside((4, 12), spans) == [1, 2]
+    assert wspalign.words_inside((5, 12), spans) == [2]  # "at sits": word 1 is cut, so not linked
+    assert wspalign.words_inside((5, 6), spans) == []
 
 
-def test_combine_two_directions():
+def test_combine_adds_backward_scores_to_forward_pairs_only():
     # "the cat saw the dog": the two "the" (words 0 and 3) are scored apart
-    forward = {(0, 0): 0.9, (3, 2): 0.8, (1, 1): 0.95}
-    backward = {(0, 0): 0.7, (3, 2): 0.9, (4, 3): 0.6}
-    assert wspalign.combine(forward, backward) == [(0, 0, 0.8), (1, 1, 0.475), (3, 2, 0.85), (4, 3, 0.3)]
-    assert wspalign.combine({}, {}) == []
+    forward = {(0, 0): 0.9, (3, 2): 0.4, (1, 1): 0.95}
+    backward = {(0, 0): 0.7, (3, 2): 0.45, (4, 3): 0.99}  # (4, 3): backward only, never kept
+    assert wspalign.combine(forward, backward) == [(0, 0, 1.6), (1, 1, 0.95), (3, 2, 0.85)]
+    assert wspalign.combine({}, {(0, 0): 1.0}) == []
+
+
+def test_aligner_splits_a_span_score_over_its_words_and_keeps_sums_above_threshold(monkeypatch):
+    """End to end on scripted spans: forward 'a'->'x y' (0.9, split 0.45 each), backward 'x'->'a'
+    (0.8) and 'y'->'b' (0.99, not proposed forward); at 0.9, only a-x (0.45 + 0.8) passes."""
+    aligner = wspalign.WSPAligner.__new__(wspalign.WSPAligner)
+    aligner._fit = lambda pairs, spans: spans
+    answers = [(0, 0, 0, [0, 1], 0.9), (0, 1, 0, [0], 0.8), (0, 1, 1, [1], 0.99)]
+    aligner._answers = lambda queries, n, advance: iter(answers)
+    links = aligner.align([("a b", "x y")], [([(0, 1), (2, 3)], [(0, 1), (2, 3)])])
+    assert links == [[(0, 0, 1.25), (0, 1, 0.45)]]
+    assert [link for link in links[0] if link[2] >= 0.9] == [(0, 0, 1.25)]
 
 
 # ----------------------------------------------------------------------------- SimAlign-style matching

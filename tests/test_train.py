@@ -132,3 +132,19 @@ def test_resolved_recipe_round_trips(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(to_toml(recipe))
     assert load_recipe(str(path)).to_dict() == {**recipe.to_dict(), "name": "cpu-small"}
+
+
+def test_dev_split_shares_no_sentence_with_training(tmp_path):
+    from wacse_cli.io import read_parallel
+    from wacse_cli.training_data import load_training_data
+
+    lines = [f"sentence {i}\tфраза {i}" for i in range(40)]
+    lines += ["OK\tЖарайды", "OK\tИә", "Cancel\tБас тарту", "Close\tБас тарту"]  # repeated sides
+    path = tmp_path / "en-kk.tsv"
+    path.write_text("\n".join(lines * 2) + "\n", encoding="utf-8")  # every line twice, too
+    for seed in range(5):
+        data = load_training_data(load_recipe(None, [f"seed={seed}", "dev_size=8"]), [str(path)])
+        text = read_parallel(str(path))
+        dev = {s for pair in data.dev[0].pairs for s in pair}
+        train = {s for i in data.train_rows[0] for s in text.pairs[i]}
+        assert len(data.dev[0].pairs) == 8 and not dev & train and len(train) >= 60

@@ -1,8 +1,14 @@
 """Training batches: sentence pairs as token ids, with word-pair supervision.
 
 Each sentence is tokenised once (with the model's prefix, truncated to the recipe's max length);
-each token knows which word it belongs to. At every step each pair draws one of its aligned word
-pairs (x_j, y_k) at random; that pair drives AWP and WTR in both directions.
+each token knows which word it belongs to. Every aligned word pair (x_j, y_k) of every sentence
+pair drives AWP and WTR in both directions (the paper's Eq. 4-8).
+
+AWP masks a word and predicts its aligned word. Masking each aligned word in its own copy of the
+sentence would cost one forward pass per word; instead each sentence's aligned words are dealt at
+random into at most ``mask_groups`` disjoint groups, and each group is masked in one copy (so a
+batch costs ``mask_groups`` extra passes per side at most). ``mask_groups=0`` masks one word per
+copy, the paper's scheme.
 
 Multi-way rows (the same sentence in several languages) become one padded side of all their present
 cells, with each cell's place in the (rows, languages) grid.
@@ -104,19 +110,26 @@ def stack_sides(x: Side, y: Side, pad_id: int) -> Side:
 
 @dataclass
 class WordPairs:
-    """The drawn word pair of every example that has one: x_j in X, y_k in Y."""
+    """Every aligned word pair of the batch: x_j in X, y_k in Y, and the AWP mask group of x_j
+    (among X's aligned words) and of y_k (among Y's)."""
 
     rows: torch.Tensor  # (P,) example index in the batch
     src_word: torch.Tensor  # (P,) j
     tgt_word: torch.Tensor  # (P,) k
+    src_group: torch.Tensor  # (P,)
+    tgt_group: torch.Tensor  # (P,)
 
     def to(self, device) -> "WordPairs":
-        return WordPairs(self.rows.to(device), self.src_word.to(device), self.tgt_word.to(device))
+        return WordPairs(*(t.to(device) for t in self._fields()))
+
+    def _fields(self) -> tuple[torch.Tensor, ...]:
+        return self.rows, self.src_word, self.tgt_word, self.src_group, self.tgt_group
 
     def select(self, rows: slice) -> "WordPairs":
         """The pairs of examples start..stop-1, re-indexed from 0."""
         keep = (self.rows >= rows.start) & (self.rows < rows.stop)
-        return WordPairs(self.rows[keep] - rows.start, self.src_word[keep], self.tgt_word[keep])
+        picked = [t[keep] for t in self._fields()]
+        return WordPairs(picked[0] - rows.start, *picked[1:])
 
 
 @dataclass
@@ -154,19 +167,28 @@ def _pad_side(encoded: list[Encoded], langs: list[int], pad_id: int) -> Side:
     return Side(ids, mask, words, torch.tensor(langs, dtype=torch.long))
 
 
-def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator) -> Batch:
-    """Pad both sides and draw one aligned word pair per example (where it has any)."""
+def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator, mask_groups: int = 2) -> Batch:
+    """Pad both sides and list every aligned word pair, with each word's AWP mask group."""
     x = _pad_side([p.src for p in pairs], [p.src_lang for p in pairs], pad_id)
     y = _pad_side([p.tgt for p in pairs], [p.tgt_lang for p in pairs], pad_id)
-    rows, src_words, tgt_words = [], [], []
+    columns: list[list[int]] = [[], [], [], [], []]
     for row, pair in enumerate(pairs):
-        if pair.links:
-            j, k = pair.links[int(rng.integers(len(pair.links)))]
-            rows.append(row)
-            src_words.append(j)
-            tgt_words.append(k)
-    as_tensor = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
-    return Batch(x, y, WordPairs(as_tensor(rows), as_tensor(src_words), as_tensor(tgt_words)))
+        if not pair.links:
+            continue
+        src_group = mask_group_of([j for j, _ in pair.links], mask_groups, rng)
+        tgt_group = mask_group_of([k for _, k in pair.links], mask_groups, rng)
+        for j, k in pair.links:
+            for column, value in zip(columns, (row, j, k, src_group[j], tgt_group[k])):
+                column.append(value)
+    return Batch(x, y, WordPairs(*(torch.tensor(c, dtype=torch.long) for c in columns)))
+
+
+def mask_group_of(words: list[int], mask_groups: int, rng: np.random.Generator) -> dict[int, int]:
+    """Deal the distinct ``words`` at random into ``mask_groups`` disjoint groups (0: one each)."""
+    distinct = sorted(set(words))
+    order = rng.permutation(len(distinct))
+    groups = mask_groups if mask_groups > 0 else len(distinct)
+    return {distinct[i]: position % groups for position, i in enumerate(order)}
 
 
 class BatchSampler:
@@ -268,20 +290,28 @@ def word_vectors(states: torch.Tensor, words: torch.Tensor, n_words: int | None 
 
 
 def masked_word_inputs(side: Side, other: Side, rows: torch.Tensor, word: torch.Tensor, other_word: torch.Tensor,
-                       mask_id: int):
-    """AWP inputs: ``side``'s ids with every subtoken of ``word`` masked in each chosen row, and the
-    (row, position) -> target-id list: the first n masked positions predict the first n subtokens
-    of ``other_word`` in ``other``, n the shorter of the two words' subtoken counts."""
-    ids = side.ids[rows].clone()
-    positions, targets, pair_index = [], [], []
-    for p in range(len(rows)):
-        row = int(rows[p])
-        mine = (side.words[row] == word[p]).nonzero().flatten()
-        theirs = (other.words[row] == other_word[p]).nonzero().flatten()
-        ids[p, mine] = mask_id
-        n = min(len(mine), len(theirs))
-        positions += [(p, int(t)) for t in mine[:n]]
-        targets += other.ids[row, theirs[:n]].tolist()
-        pair_index += [p] * n
-    pos = torch.tensor(positions, dtype=torch.long).reshape(-1, 2)
-    return ids, pos, torch.tensor(targets, dtype=torch.long), torch.tensor(pair_index, dtype=torch.long)
+                       group: torch.Tensor, mask_id: int):
+    """AWP inputs for word pairs (rows[p], word[p]) -> (rows[p], other_word[p]).
+
+    One copy of ``side``'s sentence per (row, group), with every subtoken of the group's words
+    masked. The first n masked positions of word[p] predict the first n subtokens of
+    other_word[p] in ``other``, n the shorter of the two words' subtoken counts.
+    Returns (copy ids (C, L), copy rows (C,), positions (T, 2) as (copy, token), targets (T,),
+    pair index (T,)).
+    """
+    span = int(group.max()) + 1 if len(group) else 1
+    keys, copy_of_pair = torch.unique(rows * span + group, return_inverse=True)
+    copy_rows = keys // span
+    mine = side.words[rows] == word[:, None]  # (P, L)
+    theirs = other.words[rows] == other_word[:, None]  # (P, L_other)
+    n = torch.minimum(mine.sum(1), theirs.sum(1))[:, None]
+    mine_used = mine & (mine.cumsum(1) <= n)
+    theirs_used = theirs & (theirs.cumsum(1) <= n)
+    masked = torch.zeros((len(keys), mine.shape[1]), dtype=torch.long, device=mine.device)
+    masked.index_add_(0, copy_of_pair, mine.long())
+    ids = side.ids[copy_rows].masked_fill(masked > 0, mask_id)
+    pair_index, token = mine_used.nonzero(as_tuple=True)  # row-major: pair by pair, tokens in order
+    other_pair, other_token = theirs_used.nonzero(as_tuple=True)
+    targets = other.ids[rows[other_pair], other_token]
+    positions = torch.stack([copy_of_pair[pair_index], token], dim=1)
+    return ids, copy_rows, positions, targets, pair_index

@@ -80,6 +80,17 @@ def torch_forward(encoder: SentenceEncoder) -> Forward:
     return forward
 
 
+def warn_missing_lang(encoder: SentenceEncoder) -> None:
+    """Once per encoder: a model trained with a language embedding embeds without it when no
+    language is given, which is not how it was trained."""
+    if encoder.lang_embedding is None or getattr(encoder, "_warned_no_lang", False):
+        return
+    encoder._warned_no_lang = True
+    print(f"warning: this model was trained with a language-ID embedding ({', '.join(encoder.settings.languages)}) "
+          "but no language was given, so it is not applied; pass --lang (or --src/--tgt) to apply it",
+          file=sys.stderr, flush=True)
+
+
 def encode(
     encoder: SentenceEncoder,
     sentences: list[str],
@@ -106,6 +117,8 @@ def encode(
     ids = encoder.tokenizer(texts, truncation=True, max_length=length)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     lang_id = encoder.lang_id(lang)
+    if lang_id is None:
+        warn_missing_lang(encoder)
     pad_id = encoder.tokenizer.pad_token_id or 0
     own_bar = bar is None
     if own_bar:

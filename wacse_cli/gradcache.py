@@ -121,22 +121,22 @@ class WacseObjective:
         return forward + backward
 
     def awp(self, batch: Batch, normalizer: float) -> Tensor:
-        """Both directions: mask x_j in X and predict y_k's subtokens, and the reverse."""
+        """Both directions: mask x_j in X and predict y_k's subtokens, and the reverse; each word
+        pair's term is the mean over its predicted subtokens."""
         p = batch.pairs
         terms = []
-        for side, other, word, other_word in ((batch.x, batch.y, p.src_word, p.tgt_word),
-                                              (batch.y, batch.x, p.tgt_word, p.src_word)):
-            ids, positions, targets, pair_index = masked_word_inputs(side, other, p.rows, word, other_word, self.mask_id)
+        for side, other, word, other_word, group in ((batch.x, batch.y, p.src_word, p.tgt_word, p.src_group),
+                                                     (batch.y, batch.x, p.tgt_word, p.src_word, p.tgt_group)):
+            ids, rows, positions, targets, pair_index = masked_word_inputs(side, other, p.rows, word, other_word,
+                                                                           group, self.mask_id)
             if len(targets) == 0:
                 continue
-            lang = side.lang[p.rows] if self.encoder.lang_embedding is not None else None
-            device = self.encoder.device
+            lang = side.lang[rows] if self.encoder.lang_embedding is not None else None
             with self._context():
-                states = self.encoder.token_states(ids, side.mask[p.rows], lang)
+                states = self.encoder.token_states(ids, side.mask[rows], lang)
             # outside autocast: casting the vocabulary-sized decoder to bf16 on every call costs more than it saves
-            logits = self.encoder.mlm_logits(L.full_precision(states[positions[:, 0].to(device), positions[:, 1].to(device)]))
-            terms.append(L.aligned_word_prediction(logits, targets.to(device), pair_index.to(device), len(p.rows),
-                                                   normalizer))
+            logits = self.encoder.mlm_logits(L.full_precision(states[positions[:, 0], positions[:, 1]]))
+            terms.append(L.aligned_word_prediction(logits, targets, pair_index, len(p.rows), normalizer))
         return sum(terms) if terms else torch.zeros((), device=self.encoder.device)
 
     def rtl(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> Tensor:
@@ -178,7 +178,7 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
     """Accumulate the gradient of the whole batch's loss into the encoder's ``.grad`` (under torchrun:
     ``batch`` is the global batch, and this rank's share of its loss)."""
     weights, ranks = objective.weights, objective.ranks
-    normalizer = 2 * max(len(batch.pairs.rows), 1)
+    normalizer = 2 * len(batch)  # the paper's 2N: AWP and WTR sum over every word pair, both directions
     tokens = objective.rtl_tokens(batch) if weights.rtl else 1
     pairs = len(batch.pairs.rows)
     if ranks.active:

@@ -162,11 +162,25 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
             tokenizer = AutoTokenizer.from_pretrained(source)
             if not with_mlm_head:
                 return tokenizer, AutoModel.from_pretrained(source), None
-            mlm = AutoModelForMaskedLM.from_pretrained(source)
+            mlm, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:
         raise load_error(name_or_path, exc) from None
     head_name = next(n for n, _ in mlm.named_children() if n != mlm.base_model_prefix)
+    check_trained_head(name_or_path, head_name, info.get("missing_keys", []))
     return tokenizer, mlm.base_model, _MlmHead(getattr(mlm, head_name), head_name)
+
+
+def check_trained_head(name: str, head: str, missing_keys: list[str]) -> None:
+    """Refuse a masked-LM head that the checkpoint does not hold: transformers would fill it with
+    random weights, and AWP (or RTL) would quietly train against noise."""
+    untrained = sorted(k for k in missing_keys if k.startswith(head + "."))
+    if untrained:
+        raise ModelError(
+            f"model '{name}' has no trained masked-language-model head ({untrained[0]} is not in its checkpoint), "
+            "so aligned word prediction would train against random weights",
+            hint="set losses.awp=0 and losses.rtl=0 (TR and WTR need no head), or train from a model with an MLM "
+                 "head such as xlm-roberta-base",
+        )
 
 
 class _MlmHead(nn.Module):
@@ -201,7 +215,9 @@ class SentenceEncoder(nn.Module):
             if not settings.languages:
                 raise UsageError("a language embedding needs the list of languages")
             self.lang_embedding = nn.Embedding(len(settings.languages), self.hidden_size)
-            nn.init.zeros_(self.lang_embedding.weight)
+            # random, as in the paper (section 6.1), at the scale the backbone initialises its embeddings
+            std = getattr(backbone.config, "initializer_range", 0.02)
+            nn.init.normal_(self.lang_embedding.weight, mean=0.0, std=std)
         if getattr(backbone, "pooler", None) is not None:
             backbone.pooler.requires_grad_(False)  # cls_before_pooler: the pooler MLP is never used
 
@@ -295,6 +311,9 @@ def write_sentence_transformers_files(folder: Path, settings: EncoderSettings, d
         "pooling_mode_mean_sqrt_len_tokens": False,
     }
     st_config: dict[str, Any] = {"__version__": {"sentence_transformers": "2.2.2", "wacse": _version()}}
+    if settings.lang_embedding:
+        st_config["wacse_note"] = ("trained with a language-ID embedding that sentence-transformers does not apply; "
+                                   "wacse applies it with --lang (see wacse.json and lang_embedding.safetensors)")
     if settings.prefix:
         st_config.update(prompts={"query": settings.prefix, "document": settings.prefix}, default_prompt_name="query")
     files = {
@@ -327,7 +346,7 @@ def load_encoder(
 ) -> SentenceEncoder:
     """Load an encoder; options left as None take the defaults stored with the model.
 
-    ``lang_embedding_for`` adds a fresh (zero) language embedding over those languages when the
+    ``lang_embedding_for`` adds a fresh (random) language embedding over those languages when the
     model has none, as training does.
     """
     if pooling is not None and pooling not in POOLINGS:

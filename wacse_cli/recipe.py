@@ -64,7 +64,8 @@ class Recipe:
     batch_size: int = 1024
     chunk_size: int = 64  # GradCache chunk: memory grows with this, not with batch_size
     temperature: float = 0.05
-    symmetric: bool = True  # TR in both directions, averaged
+    tr_symmetric: bool = False  # false: TR from X to Y only (the paper's Eq. 9-10); true: both directions, averaged
+    awp_mask_groups: int = 2  # AWP masks each sentence's aligned words in at most this many copies (0: one word a copy)
     rtl_both_directions: bool = True  # RTL reconstructs Y from X and X from Y; false: only Y from X
     freeze_embeddings: bool = False
     grad_clip: float = 1.0
@@ -161,12 +162,14 @@ def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
 
 
 def parse_override(item: str) -> dict[str, Any]:
-    """``losses.awp=0`` -> ``{"losses": {"awp": 0}}``; values are TOML, or plain strings."""
+    """``losses.awp=0`` -> ``{"losses": {"awp": 0}}``; values are TOML, or else the text after ``=``
+    kept verbatim (``prefix=query: `` keeps its trailing space, as does ``prefix="query: "``)."""
     if "=" not in item:
         raise UsageError(f"--set needs key=value, got '{item}'", hint="for example --set losses.awp=0")
-    key, raw = (part.strip() for part in item.split("=", 1))
+    key, raw = item.split("=", 1)
+    key = key.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw.strip()}")["v"] if raw.strip() else raw
     except tomllib.TOMLDecodeError:
         value = raw
     nested: dict[str, Any] = {}

@@ -62,7 +62,7 @@ def build_encoder(recipe: Recipe, languages: list[str], device: str) -> Sentence
 
 def build_objective(encoder: SentenceEncoder, recipe: Recipe, ranks: Ranks = SINGLE) -> WacseObjective:
     """The recipe's losses on ``encoder``; with ``losses.rtl`` it holds the RTL decoder."""
-    return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.symmetric,
+    return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.tr_symmetric,
                           autocast=autocast_dtype(recipe.precision, encoder.device), ranks=ranks,
                           rtl_both_directions=recipe.rtl_both_directions)
 
@@ -255,7 +255,7 @@ class Trainer:
                     chosen = chosen[slice(*ranks.shard(len(chosen)))] if ranks.active else chosen
                     batch = make_multiway_batch(chosen, pad_id).to(encoder.device)
                 else:  # the global batch (its word pairs drawn as in one process); the step takes this rank's share
-                    batch = make_batch(chosen, pad_id, link_rng).to(encoder.device)
+                    batch = make_batch(chosen, pad_id, link_rng, recipe.awp_mask_groups).to(encoder.device)
                 optimizer.zero_grad(set_to_none=True)
                 result = (multiway_step if data.multiway else train_step)(objective, batch, recipe.chunk_size)
                 record = self._apply_step(encoder, optimizer, scheduler, state, result)
@@ -378,7 +378,9 @@ def validate_recipe(recipe: Recipe) -> None:
         (0 <= recipe.warmup < 1, f"warmup is a share of the steps in [0, 1), not {recipe.warmup}"),
         (recipe.pooling in ("cls", "mean"), f"pooling must be cls or mean, not '{recipe.pooling}'"),
         (recipe.align.aligner in ("embed", "wspalign", "file"), f"align.aligner must be embed, wspalign or file, not '{recipe.align.aligner}'"),
-        (0 <= recipe.align.threshold <= 1, f"align.threshold must be in [0, 1], not {recipe.align.threshold}"),
+        (0 <= recipe.align.threshold <= (2 if recipe.align.aligner == "wspalign" else 1),
+         f"align.threshold must be in [0, 1] ([0, 2] for wspalign), not {recipe.align.threshold}"),
+        (recipe.awp_mask_groups >= 0, f"awp_mask_groups must be 0 (one word a copy) or more, not {recipe.awp_mask_groups}"),
     ]
     weights = recipe.losses
     checks.append((min(weights.tr, weights.awp, weights.wtr, weights.rtl) >= 0, "loss weights must not be negative"))

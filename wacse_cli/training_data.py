@@ -65,7 +65,8 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
     if recipe.dev_data:
         dev_texts = [read_parallel(recipe.dev_data.format(lang=t.tgt_lang), on_bad_line=on_bad_line) for t in texts]
         dev = [DevSet(d.pair_name, d.src_lang, d.tgt_lang, [d.pairs[i] for i in d.kept()]) for d in dev_texts]
-        return TrainingData(texts, [t.kept() for t in texts], dev)
+        held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
+        return TrainingData(texts, [without_sentences(t.kept(), t.pairs, held_out) for t in texts], dev)
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)
@@ -76,10 +77,25 @@ def load_training_data(recipe: Recipe, files: list[str] | None, on_bad_line: str
 
 
 def split_kept(text: ParallelText | MultiwayText, recipe: Recipe) -> tuple[list[int], list[int]]:
-    """(training line indices, dev line indices) among the lines of ``text`` that were kept."""
+    """(training line indices, dev line indices) among the lines of ``text`` that were kept; a
+    training line that shares a sentence (on any side) with the dev lines is left out."""
     kept = text.kept()
     train_idx, dev_idx = dev_split(len(kept), recipe.dev_size, recipe.seed)
-    return [kept[i] for i in train_idx], [kept[i] for i in dev_idx]
+    dev = [kept[i] for i in dev_idx]
+    return without_sentences([kept[i] for i in train_idx], _cells(text), _sentences(_cells(text), dev)), dev
+
+
+def _cells(text: ParallelText | MultiwayText) -> list:
+    return text.rows if isinstance(text, MultiwayText) else text.pairs
+
+
+def _sentences(cells: list, rows: list[int]) -> set[str]:
+    return {cell for i in rows for cell in cells[i] if cell is not None}
+
+
+def without_sentences(rows: list[int], cells: list, sentences: set[str]) -> list[int]:
+    """``rows`` less those with a cell in ``sentences``."""
+    return [i for i in rows if not any(cell in sentences for cell in cells[i] if cell is not None)]
 
 
 def build_examples(data: TrainingData, alignments: list[list | None]) -> list[Example]:
@@ -135,7 +151,9 @@ def load_multiway_data(recipe: Recipe, paths: list[str], on_bad_line: str) -> Tr
             raise UsageError(f"dev_data '{recipe.dev_data}' is a pattern, but multi-way training takes one dev file",
                              hint="set dev_data to a multi-way file, or leave it empty for a dev split")
         dev = _read_rows(recipe.dev_data, on_bad_line).language_pairs()
-        return TrainingData(texts, [t.kept() for t in texts], _dev_sets(dev), multiway=True)
+        held_out = {sentence for d in dev for pair in d.pairs for sentence in pair}
+        return TrainingData(texts, [without_sentences(t.kept(), t.rows, held_out) for t in texts], _dev_sets(dev),
+                            multiway=True)
     rows, dev = [], []
     for text in texts:
         train_rows, dev_rows = split_kept(text, recipe)

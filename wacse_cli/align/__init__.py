@@ -29,7 +29,7 @@ from .words import check_mode, token_word_ids, word_spans, words_mode_for
 
 ALIGNERS = ("wspalign", "embed", "diagonal")
 CHUNK_LINES = 256
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: WSPAlign scores as in its inference code (forward + backward, spans split)
 
 __all__ = [
     "ALIGNERS", "AlignResult", "align_text", "alignments_for", "links_from_file", "read_links",
@@ -65,6 +65,11 @@ def alignments_for(text: ParallelText, *, aligner: str, model, threshold: float,
                       batch_size=batch_size, progress=progress, **model_options).links
 
 
+def max_threshold(aligner: str) -> int:
+    """WSPAlign scores a pair with its forward plus its backward score (up to 2); the others up to 1."""
+    return 2 if aligner == "wspalign" else 1
+
+
 def align_text(text: ParallelText, *, aligner: str, model, threshold: float, layer: int | None = None,
                device: str = "auto", batch_size: int = 64, progress: bool = True, words: str | None = None,
                pretokenized: bool = False, use_cache: bool = True, journal: str | Path | None = None,
@@ -72,8 +77,8 @@ def align_text(text: ParallelText, *, aligner: str, model, threshold: float, lay
     """Align every kept line of ``text``; see :func:`alignments_for`."""
     if aligner not in ALIGNERS:
         raise UsageError(f"unknown aligner '{aligner}'", hint="use wspalign, embed or diagonal")
-    if not 0 <= threshold <= 1:
-        raise UsageError(f"--threshold must be between 0 and 1, not {threshold}")
+    if not 0 <= threshold <= max_threshold(aligner):
+        raise UsageError(f"--threshold must be between 0 and {max_threshold(aligner)} for {aligner}, not {threshold}")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
     worker, model_key = make_aligner(aligner, model, layer=layer, device=device, batch_size=batch_size,

@@ -3,19 +3,21 @@ al., 2020), written from the papers' description.
 
 For each source word, the question is the whole source sentence with that word wrapped in
 `` ¶ `` markers and the context is the target sentence; an extractive question-answering model
-gives start and end logits over the tokens. Definitions used here:
+gives start and end logits over the tokens. Scoring follows WSPAlign's own inference code
+(WSPAlign.InferEval ``inference.py``, which runs transformers' question-answering pipeline):
 
 - probabilities: a softmax of the start logits and one of the end logits, each over the context
-  tokens plus the first position (``<s>``/``[CLS]``), which stands for "no answer";
-- the best span: start and end tokens both in the context, end >= start, at most ``max_span``
-  tokens long, with the largest p_start(start) * p_end(end); that product is its probability;
-- if the no-answer probability p_start(0) * p_end(0) is at least the best span's, the word is
-  left unaligned; otherwise it is linked to every target word that the span's tokens overlap,
-  each link with the span's probability.
+  tokens plus the first position (``<s>``/``[CLS]``); that position takes part in the softmax but
+  is never an answer, so every word gets its best span;
+- the best span: start and end tokens both in the context, end >= start, at most ``max_span`` (15)
+  tokens long, with the largest p_start(start) * p_end(end); that product is its score;
+- the source word is linked to every target word lying wholly inside the span's characters, each
+  link with the span's score divided by the number of those words (a long span cannot dominate).
 
-Both directions are run (target words asking about the source too) and combined as described in
-:func:`combine` and in the README ("How WSPAlign scores are combined"). Queries of many sentence
-pairs are flattened, sorted by length and run in padded batches, under bf16 autocast on a GPU.
+Both directions are run (target words asking about the source too); :func:`combine` adds a
+backward score only to pairs the forward direction proposed, and a pair is kept when the sum
+passes the threshold (0.9 in WACSE). Queries of many sentence pairs are flattened, sorted by
+length and run in padded batches, under bf16 autocast on a GPU.
 
 The published WSPAlign weights are licensed CC-BY-NC-SA-4.0; loading them prints a notice once.
 """
@@ -28,13 +30,13 @@ from types import SimpleNamespace
 import torch
 
 from ..embed import inference_autocast
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from ..model import EncoderSettings, load_error, quiet_stdout, fingerprint, quiet_transformers, resolve_device
 from .words import token_words, words_that_fit
 
 DEFAULT_MODEL = "qiyuw/WSPAlign-xlm-base"
 MARK = "¶"
-MAX_SPAN = 8
+MAX_SPAN = 15  # the question-answering pipeline's max_answer_len
 LICENCE_NOTICE = (
     "note: the WSPAlign weights ({name}) are licensed CC-BY-NC-SA-4.0 by their authors: "
     "non-commercial use only, and alignments or models derived from them are shared alike"
@@ -52,41 +54,39 @@ def question(sentence: str, span: tuple[int, int]) -> str:
 
 
 def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, context: torch.Tensor, max_span: int = MAX_SPAN):
-    """For each row: (start, end, span probability, no-answer probability), as defined above.
+    """For each row: (start, end, score) of the best span, as defined above.
 
-    ``context`` (bool, same shape as the logits) marks the context tokens; position 0 is the
-    no-answer position. A row whose span probability does not beat no-answer has no answer;
-    callers check ``prob > null``.
+    ``context`` (bool, same shape as the logits) marks the context tokens; position 0 joins the
+    softmax but never an answer.
     """
     start_logits, end_logits = start_logits.float(), end_logits.float()
-    allowed = context.clone()
-    allowed[:, 0] = True
-    log_start = torch.log_softmax(start_logits.masked_fill(~allowed, float("-inf")), dim=-1)
-    log_end = torch.log_softmax(end_logits.masked_fill(~allowed, float("-inf")), dim=-1)
+    in_softmax = context.clone()
+    in_softmax[:, 0] = True
+    log_start = torch.log_softmax(start_logits.masked_fill(~in_softmax, float("-inf")), dim=-1)
+    log_end = torch.log_softmax(end_logits.masked_fill(~in_softmax, float("-inf")), dim=-1)
+    answer = context.clone()
+    answer[:, 0] = False
     length = start_logits.shape[1]
     index = torch.arange(length, device=start_logits.device)
     offset = index[None, :] - index[:, None]  # end - start
     band = (offset >= 0) & (offset < max_span)
-    valid = band[None] & context[:, :, None] & context[:, None, :]
+    valid = band[None] & answer[:, :, None] & answer[:, None, :]
     scores = (log_start[:, :, None] + log_end[:, None, :]).masked_fill(~valid, float("-inf"))
     best, flat = scores.flatten(1).max(dim=-1)
-    null = (log_start[:, 0] + log_end[:, 0]).exp()
-    return flat // length, flat % length, best.exp(), null
+    return flat // length, flat % length, best.exp()
 
 
-def span_words(start: int, end: int, words_of_tokens: list[list[int]]) -> list[int]:
-    """The words that the tokens ``start..end`` (inclusive) overlap, in order."""
-    return sorted({w for t in range(start, end + 1) for w in words_of_tokens[t]})
+def words_inside(chars: tuple[int, int], spans: list[tuple[int, int]]) -> list[int]:
+    """The words whose characters lie wholly inside ``chars`` (start, end), in order."""
+    return [w for w, (a, b) in enumerate(spans) if a >= chars[0] and b <= chars[1]]
 
 
 def combine(forward: dict[tuple[int, int], float],
             backward: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
-    """One score per word pair: the mean of the two directions' probabilities, a direction that
-    did not propose the pair counting as 0. ``forward`` maps (source word, target word) to the
-    probability from the question about the source word; ``backward`` to the one from the
-    question about the target word. Scores are rounded to 6 decimals."""
-    pairs = sorted(set(forward) | set(backward))
-    return [(i, j, round((forward.get((i, j), 0.0) + backward.get((i, j), 0.0)) / 2, 6)) for i, j in pairs]
+    """One score per word pair the forward direction proposed: its forward score plus the backward
+    one where the backward direction proposed it too. Both map (source word, target word) to a
+    span's score over its word count. Scores are rounded to 6 decimals."""
+    return [(i, j, round(score + backward.get((i, j), 0.0), 6)) for (i, j), score in sorted(forward.items())]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -102,9 +102,10 @@ def load_qa_model(name_or_path: str, device: str = "auto"):
     try:
         with quiet_stdout():
             tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForQuestionAnswering.from_pretrained(source)
+            model, info = AutoModelForQuestionAnswering.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:
         raise load_error(name_or_path, exc) from None
+    check_span_head(name_or_path, info.get("missing_keys", []))
     origin = f"{name_or_path} {getattr(model.config, '_name_or_path', '')}".lower()
     if "wspalign" in origin and name_or_path not in _noticed:
         _noticed.add(name_or_path)
@@ -112,6 +113,18 @@ def load_qa_model(name_or_path: str, device: str = "auto"):
     settings = EncoderSettings(max_length=int(getattr(tokenizer, "model_max_length", 512) or 512))
     key = fingerprint(SimpleNamespace(settings=settings, backbone=model), name_or_path)
     return tokenizer, model.to(resolve_device(device)).eval(), key
+
+
+def check_span_head(name: str, missing_keys: list[str]) -> None:
+    """Refuse a model whose span-prediction head is not in its checkpoint (transformers would start
+    it from random weights and every alignment would be noise)."""
+    untrained = sorted(k for k in missing_keys if k.startswith("qa_outputs."))
+    if untrained:
+        raise ModelError(
+            f"model '{name}' has no trained span-prediction head ({untrained[0]} is not in its checkpoint), "
+            "so its word alignments would be random",
+            hint=f"use a WSPAlign checkpoint such as {DEFAULT_MODEL}, or --aligner embed",
+        )
 
 
 # ----------------------------------------------------------------------------- the aligner
@@ -152,10 +165,10 @@ class WSPAligner:
                     queries += [(p, direction, w, question(cut, span), context, c_spans)
                                 for w, span in enumerate(q_spans)]
         found = [({}, {}) for _ in pairs]
-        for p, direction, asked, linked, prob in self._answers(queries, len(pairs), advance):
+        for p, direction, asked, linked, score in self._answers(queries, len(pairs), advance):
             for w in linked:
                 key = (asked, w) if direction == 0 else (w, asked)
-                found[p][direction][key] = prob
+                found[p][direction][key] = score / len(linked)
         return [combine(forward, backward) for forward, backward in found]
 
     def _fit(self, pairs, spans) -> list[tuple[list, list]]:
@@ -182,7 +195,7 @@ class WSPAligner:
         return out
 
     def _answers(self, queries, n_pairs: int, advance):
-        """Yield (pair, direction, asked word, linked words, probability) for answered queries."""
+        """Yield (pair, direction, asked word, linked words, span score) for spans holding whole words."""
         if not queries:
             advance(n_pairs)
             return
@@ -198,13 +211,13 @@ class WSPAligner:
                 context = _context_mask([enc.sequence_ids(k) for k in chosen], batch["input_ids"].shape[1])
                 logits = self.model(**batch.to(device))
                 found = best_spans(logits.start_logits, logits.end_logits, context.to(device), self.max_span)
-                starts, ends, probs, nulls = (t.tolist() for t in found)  # one copy per batch, not one per row
+                starts, ends, scores = (t.tolist() for t in found)  # one copy per batch, not one per row
                 for row, k in enumerate(chosen):
-                    if probs[row] > nulls[row]:
-                        p, direction, asked, _, _, c_spans = queries[k]
-                        words = token_words(_context_offsets(enc, k), c_spans)
-                        linked = span_words(int(starts[row]), int(ends[row]), words)
-                        yield p, direction, asked, linked, float(probs[row])
+                    p, direction, asked, _, _, c_spans = queries[k]
+                    offsets = enc["offset_mapping"][k]
+                    linked = words_inside((offsets[starts[row]][0], offsets[ends[row]][1]), c_spans)
+                    if linked:
+                        yield p, direction, asked, linked, float(scores[row])
                 advance(len(chosen) * n_pairs / len(queries))
 
 
@@ -219,8 +232,3 @@ def _tokens_per_word(offsets, spans) -> list[int]:
 def _context_mask(sequence_ids: list[list], length: int) -> torch.Tensor:
     rows = [[seq == 1 for seq in ids] + [False] * (length - len(ids)) for ids in sequence_ids]
     return torch.tensor(rows, dtype=torch.bool).reshape(len(sequence_ids), length)
-
-
-def _context_offsets(enc, k: int) -> list[tuple[int, int]]:
-    """Offsets of query k's tokens, with every token outside the context set to (0, 0)."""
-    return [offset if seq == 1 else (0, 0) for offset, seq in zip(enc["offset_mapping"][k], enc.sequence_ids(k))]

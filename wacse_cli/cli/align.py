@@ -24,8 +24,8 @@ def align(
         "--model", "-m", help="Hub id or folder; wspalign's default is qiyuw/WSPAlign-xlm-base, embed needs one.")
     ] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="Keep links scoring at least this (0 to 1; 0 keeps all). Default: 0.9 for wspalign (as WACSE uses), "
-             "0 for embed and diagonal (every link they find).")] = None,
+        help="Keep links scoring at least this (0 keeps all). wspalign scores forward + backward (0 to 2; default 0.9, "
+             "as WACSE uses); embed and diagonal 0 to 1 (default 0: every link they find).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="pharaoh (i-j pairs) or jsonl (words and scored links).")] = "pharaoh",
     layer: Annotated[Optional[int], typer.Option(

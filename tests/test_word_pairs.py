@@ -1,0 +1,119 @@
+"""AWP and WTR over every aligned word pair of a sentence, both directions, / 2N (paper Eq. 4-8),
+checked against a computation assembled by hand from the encoder's own outputs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wacse_cli.data import Example, encode_examples, make_batch, mask_group_of, word_vectors
+from wacse_cli.gradcache import WacseObjective
+from wacse_cli.model import load_encoder
+from wacse_cli.recipe import Losses
+
+PAIRS = [  # two sentence pairs with several links each, one of them one-to-many
+    Example("the new window opens", "жаңа терезе ашылады", "en", "kk", [(1, 0), (2, 1), (3, 2)]),
+    Example("save all files now", "барлық файлдарды қазір сақтау", "en", "kk", [(0, 3), (1, 0), (2, 1), (3, 2), (2, 0)]),
+]
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model):
+    encoder = load_encoder(tiny_model, with_mlm_head=True).double()
+    encoder.eval()
+    return encoder
+
+
+def batch_for(encoder, mask_groups: int, seed: int = 0):
+    encoded = encode_examples(PAIRS, encoder.tokenizer, "", 32, ["en", "kk"])
+    return make_batch(encoded, encoder.tokenizer.pad_token_id, np.random.default_rng(seed), mask_groups)
+
+
+def test_every_link_is_listed_with_disjoint_mask_groups(encoder):
+    batch = batch_for(encoder, mask_groups=2)
+    links = list(zip(batch.pairs.rows.tolist(), batch.pairs.src_word.tolist(), batch.pairs.tgt_word.tolist()))
+    assert links == [(0, 1, 0), (0, 2, 1), (0, 3, 2), (1, 0, 3), (1, 1, 0), (1, 2, 1), (1, 3, 2), (1, 2, 0)]
+    groups = dict(zip(zip(batch.pairs.rows.tolist(), batch.pairs.src_word.tolist()), batch.pairs.src_group.tolist()))
+    assert set(groups.values()) == {0, 1}  # a word keeps one group, whatever its number of links
+    assert sorted(mask_group_of([5, 2, 2, 9], 0, np.random.default_rng(1)).values()) == [0, 1, 2]
+    assert sorted(mask_group_of([5, 2, 9], 2, np.random.default_rng(1)).values()) == [0, 0, 1]
+
+
+def word_tokens(side, row: int, word: int) -> list[int]:
+    return (side.words[row] == word).nonzero().flatten().tolist()
+
+
+def awp_by_hand(encoder, batch) -> float:
+    """Sum over links and directions of the mean subtoken cross-entropy, each prediction made on a
+    copy of the sentence with the word's whole mask group masked; / 2N."""
+    p, total = batch.pairs, 0.0
+    for side, other, word, other_word, group in ((batch.x, batch.y, p.src_word, p.tgt_word, p.src_group),
+                                                 (batch.y, batch.x, p.tgt_word, p.src_word, p.tgt_group)):
+        for n in range(len(p.rows)):
+            row = int(p.rows[n])
+            ids = side.ids[row].clone()
+            for m in range(len(p.rows)):  # every word of this row's group is masked in the copy
+                if int(p.rows[m]) == row and int(group[m]) == int(group[n]):
+                    ids[word_tokens(side, row, int(word[m]))] = encoder.tokenizer.mask_token_id
+            mine, theirs = word_tokens(side, row, int(word[n])), word_tokens(other, row, int(other_word[n]))
+            k = min(len(mine), len(theirs))
+            with torch.no_grad():
+                states = encoder.token_states(ids[None], side.mask[row][None])[0]
+                logits = encoder.mlm_logits(states[mine[:k]])
+            total += F.cross_entropy(logits, other.ids[row, theirs[:k]]).item()
+    return total / (2 * len(batch))
+
+
+@pytest.mark.parametrize("mask_groups", [0, 1, 2])
+def test_awp_sums_every_pair_both_directions_over_2n(encoder, mask_groups):
+    batch = batch_for(encoder, mask_groups)
+    objective = WacseObjective(encoder, Losses(tr=0, awp=1, wtr=0))
+    with torch.no_grad():
+        value = objective.awp(batch, normalizer=2 * len(batch)).item()
+    assert math.isclose(value, awp_by_hand(encoder, batch), rel_tol=1e-9)
+
+
+def test_one_word_a_copy_masks_only_that_word(encoder):
+    """mask_groups=0 is the paper's scheme: the copy for x_j has x_j's subtokens masked, nothing else."""
+    batch = batch_for(encoder, mask_groups=0)
+    groups = batch.pairs.src_group[batch.pairs.rows == 1]
+    words = batch.pairs.src_word[batch.pairs.rows == 1]
+    for word in set(words.tolist()):  # one group per distinct word
+        assert len(set(groups[words == word].tolist())) == 1
+    assert len(set(groups.tolist())) == len(set(words.tolist())) == 4
+
+
+def wtr_by_hand(encoder, batch, temperature: float) -> float:
+    p, total = batch.pairs, 0.0
+    with torch.no_grad():
+        x_states = encoder.token_states(batch.x.ids, batch.x.mask)
+        y_states = encoder.token_states(batch.y.ids, batch.y.mask)
+    for n in range(len(p.rows)):
+        row, j, k = int(p.rows[n]), int(p.src_word[n]), int(p.tgt_word[n])
+        for states, side, other_states, other, word, positive in ((x_states, batch.x, y_states, batch.y, j, k),
+                                                                  (y_states, batch.y, x_states, batch.x, k, j)):
+            query = states[row, word_tokens(side, row, word)].mean(0)
+            n_words = int(other.words[row].max()) + 1
+            keys = torch.stack([other_states[row, word_tokens(other, row, w)].mean(0) for w in range(n_words)])
+            logits = F.cosine_similarity(query[None], keys) / temperature
+            total += -torch.log_softmax(logits, 0)[positive].item()
+    return total / (2 * len(batch))
+
+
+def test_wtr_sums_every_pair_both_directions_over_2n(encoder):
+    batch = batch_for(encoder, mask_groups=2)
+    objective = WacseObjective(encoder, Losses(tr=0, awp=0, wtr=1), temperature=0.5)
+    with torch.no_grad():
+        x_states = encoder.token_states(batch.x.ids, batch.x.mask)
+        y_states = encoder.token_states(batch.y.ids, batch.y.mask)
+        value = objective.wtr(batch, x_states, y_states, normalizer=2 * len(batch)).item()
+    assert math.isclose(value, wtr_by_hand(encoder, batch, 0.5), rel_tol=1e-9)
+
+
+def test_word_vectors_average_subtokens():
+    states = torch.arange(12, dtype=torch.float64).reshape(1, 4, 3)
+    words = torch.tensor([[-1, 0, 0, 1]])
+    vectors, exists = word_vectors(states, words)
+    torch.testing.assert_close(vectors[0, 0], torch.tensor([4.5, 5.5, 6.5], dtype=torch.float64))
+    assert exists.tolist() == [[True, True]]

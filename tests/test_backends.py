@@ -116,3 +116,16 @@ def test_auto_backend_per_device(monkeypatch):
     assert resolve_backend("auto", torch.device("cpu")) == "torch"
     with pytest.raises(UsageError, match="--backend onnx-int8 runs on the CPU, but --device is cuda"):
         resolve_backend("onnx-int8", torch.device("cuda"))
+
+
+@needs_onnx
+def test_damaged_cached_graph_is_one_clear_error(tiny_model, wacse_home):
+    from wacse_cli.errors import ModelError
+    from wacse_cli.model import fingerprint
+
+    encoder = load_encoder(tiny_model)
+    graph = wacse_home / "onnx" / fingerprint(encoder, tiny_model) / "model.onnx"
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match=f"cannot load the exported graph .*; delete {graph.parent} to export"):
+        prepare_backend(encoder, tiny_model, "onnx", progress=False)

@@ -74,7 +74,12 @@ class OnnxForward:
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # same threads as the torch path
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a damaged or foreign file in the cache
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: cannot load the exported graph ({first})",
+                             hint=f"delete {path.parent} to export the model again") from None
         self.name = name
         self.no_language = no_language  # index of the zero row, or None when the graph has no lang_ids
 
@@ -91,8 +96,13 @@ def prepare_backend(encoder, model_name: str, name: str, *, progress: bool = Tru
     None means PyTorch."""
     if name == "torch":
         return None
-    no_language = len(encoder.settings.languages) if encoder.lang_embedding is not None else None
-    return OnnxForward(exported_graph(encoder, model_name, name, progress=progress), name, no_language)
+    return OnnxForward(exported_graph(encoder, model_name, name, progress=progress), name, _no_language(encoder))
+
+
+def _no_language(encoder) -> int | None:
+    """The graph's index for "no language" (the zero row after the model's languages), or None
+    when the model has no language embedding and the graph no ``lang_ids`` input."""
+    return len(encoder.settings.languages) if encoder.lang_embedding is not None else None
 
 
 # ----------------------------------------------------------------------------- exporting
@@ -209,7 +219,7 @@ def export_fp32(encoder, path: Path) -> None:
 
 def check_export(encoder, path: Path) -> None:
     """Refuse a graph that does not reproduce PyTorch's vectors on a padded batch."""
-    forward = OnnxForward(path, "onnx", len(encoder.settings.languages) if encoder.lang_embedding is not None else None)
+    forward = OnnxForward(path, "onnx", _no_language(encoder))
     ids = torch.randint(5, min(encoder.tokenizer.vocab_size, 1000), (3, 11))
     mask = torch.ones_like(ids)
     mask[1, 7:], mask[2, 3:] = 0, 0

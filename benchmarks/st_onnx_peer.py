@@ -51,7 +51,7 @@ def export(args, work: Path) -> str:
     if int8_file():
         return int8_file()
     started = time.perf_counter()
-    model = SentenceTransformer(args.model, backend="onnx", device="cpu")  # exports with optimum, mean pooling
+    model = SentenceTransformer(args.model, backend="onnx", device="cpu")  # exports with optimum; mean pooling
     model.max_seq_length = args.max_length
     model.save(str(work))
     export_dynamic_quantized_onnx_model(model, args.quantization, str(work))
@@ -85,7 +85,8 @@ def main() -> None:
         model = load(args, work, file_name)
 
         def encode(texts):
-            return model.encode(texts, prompt=PROMPT, batch_size=args.batch_size, convert_to_numpy=True)
+            return model.encode(texts, prompt=PROMPT, batch_size=args.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True)  # a folder without modules.json gets no Normalize
 
         encode(sentences[:args.batch_size])
         started = time.perf_counter()

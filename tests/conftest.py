@@ -12,6 +12,7 @@ from wacse_cli.cli import app
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WACSE_BACKEND", "torch")  # tests of the ONNX backends ask for them
 DEMO = Path(wacse_cli.__file__).parent / "demo"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

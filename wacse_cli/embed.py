@@ -25,6 +25,7 @@ from typing import IO, Callable, Iterator
 import numpy as np
 import torch
 
+from .backends import Forward, OnnxForward
 from .errors import InputError, UsageError
 from .io import atomic_output, bad_line, check_on_bad_line, decode_line, read_file_bytes
 from .model import SentenceEncoder
@@ -52,7 +53,7 @@ def _eval_mode(encoder: SentenceEncoder):
         encoder.train(was_training)
 
 
-def _padded(ids: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """input_ids and attention_mask for one batch, padded on the right to its longest row.
 
     Built with numpy rather than ``tokenizer.pad``, whose per-batch Python overhead shows on CPU;
@@ -64,7 +65,19 @@ def _padded(ids: list[list[int]], pad_id: int, device: torch.device) -> tuple[to
     for r, row in enumerate(ids):
         input_ids[r, :len(row)] = row
         mask[r, :len(row)] = 1
-    return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
+    return input_ids, mask
+
+
+def torch_forward(encoder: SentenceEncoder) -> Forward:
+    """The PyTorch forward pass as a :data:`wacse_cli.backends.Forward` (run it in :func:`_eval_mode`)."""
+    device = encoder.device
+
+    def forward(input_ids: np.ndarray, mask: np.ndarray, lang_ids: np.ndarray | None) -> np.ndarray:
+        as_tensor = (lambda a: None if a is None else torch.from_numpy(a).to(device))
+        vectors, _ = encoder(as_tensor(input_ids), as_tensor(mask), as_tensor(lang_ids))
+        return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+
+    return forward
 
 
 def warn_missing_lang(encoder: SentenceEncoder) -> None:
@@ -88,11 +101,13 @@ def encode(
     progress: bool = True,
     desc: str = "embedding",
     bar=None,
+    backend: Forward | None = None,
 ) -> np.ndarray:
     """float32 array of shape (len(sentences), hidden), each row of unit length.
 
     ``bar`` is an open progress bar to advance instead of showing a new one (the streaming path
-    shows one bar over all chunks).
+    shows one bar over all chunks). ``backend`` runs the forward pass instead of PyTorch (see
+    :func:`wacse_cli.backends.prepare_backend`).
     """
     out = np.zeros((len(sentences), encoder.hidden_size), dtype=np.float32)
     if not sentences:
@@ -108,15 +123,13 @@ def encode(
     own_bar = bar is None
     if own_bar:
         bar = progress_bar(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
+    forward = backend or torch_forward(encoder)
     with _eval_mode(encoder), torch.inference_mode(), inference_autocast(encoder.device):
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            input_ids, mask = _padded([ids[i] for i in chosen], pad_id, encoder.device)
-            lang_ids = None
-            if lang_id is not None:
-                lang_ids = torch.full((len(chosen),), lang_id, dtype=torch.long, device=encoder.device)
-            vectors, _ = encoder(input_ids, mask, lang_ids)
-            out[chosen] = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+            input_ids, mask = _padded([ids[i] for i in chosen], pad_id)
+            lang_ids = None if lang_id is None else np.full(len(chosen), lang_id, dtype=np.int64)
+            out[chosen] = forward(input_ids, mask, lang_ids)
             bar.update(len(chosen))
     if own_bar:
         bar.close()
@@ -147,16 +160,19 @@ def encode_lines(encoder: SentenceEncoder, lines: list[str | None], *, chunk_lin
 
 
 def cache_stem(encoder: SentenceEncoder, model_name: str, lines: list[str | None], *, max_length: int | None = None,
-               lang: str | None = None) -> Path:
+               lang: str | None = None, backend: OnnxForward | None = None) -> Path:
     """``<cache>/embeddings/<key>``: the cached embeddings are ``<key>.npy`` and indexes built over
     them ``<key>.<index>.faiss``. The key holds what they depend on: the model's fingerprint, its
-    pooling, prefix and max length, the language and the text's content hash."""
+    pooling, prefix and max length, the language, the text's content hash and the backend when it
+    is not PyTorch (int8 vectors differ slightly from fp32 ones)."""
     from .io import text_sha256
     from .model import fingerprint
     from .paths import cache_dir
 
     length = min(max_length or encoder.settings.max_length, encoder.model_max_length)
     key = f"{fingerprint(encoder, model_name)}-{length}-{lang or ''}-{text_sha256(lines)[:24]}"
+    if backend is not None:
+        key += f"-{backend.name}"
     return cache_dir("embeddings") / key
 
 
@@ -167,7 +183,8 @@ def cached_encode(encoder: SentenceEncoder, model_name: str, lines: list[str | N
     kwargs.setdefault("chunk_lines", CHUNK_LINES)
     if not use_cache:
         return encode_lines(encoder, lines, **kwargs)
-    stem = cache_stem(encoder, model_name, lines, max_length=kwargs.get("max_length"), lang=kwargs.get("lang"))
+    stem = cache_stem(encoder, model_name, lines, max_length=kwargs.get("max_length"), lang=kwargs.get("lang"),
+                      backend=kwargs.get("backend"))
     path = stem.with_name(stem.name + ".npy")
     if path.exists():
         try:

@@ -97,3 +97,15 @@ def load_model(model: str | None, pooling: str | None, prefix: str | None, max_l
                              hint=f"leave out {option} (it is for models trained with lang_embedding = true)")
         encoder.lang_id(code)  # a language the embedding has no row for
     return encoder
+
+
+def load_embedder(model: str | None, pooling: str | None, prefix: str | None, max_length: int | None, device: str,
+                  backend: str, **kw):
+    """(encoder, forward pass) for the commands that embed: ``forward`` is None for PyTorch, else
+    the onnxruntime session of ``--backend`` (exported on first use)."""
+    from ..backends import prepare_backend, resolve_backend
+    from ..model import resolve_device
+
+    name = resolve_backend(backend, resolve_device(device))  # a bad --backend fails before the model loads
+    encoder = load_model(model, pooling, prefix, max_length, device, **kw)
+    return encoder, prepare_backend(encoder, model, name)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, local, note, report_errors
+from .common import echo_json, load_embedder, local, note, report_errors
 
 Shard = Annotated[Optional[str], typer.Option(
     metavar="I/N", help="I/N: embed only the I-th of N equal line ranges (I counts from 0) into a piece beside the output "
@@ -26,6 +26,7 @@ def embed(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
+    backend: opt.Backend = "auto",
     lang: opt.Lang = None,
     dtype: Annotated[str, typer.Option(metavar="float32|float16", help="Type of the stored vectors.")] = "float32",
     shard: Shard = None,
@@ -58,9 +59,9 @@ def embed(
     target = piece_path(output, index, count) if shard is not None else output
     check_paths([sentences, local(model)], [target])
     with open_sentences(sentences, on_bad_line) as text:  # every line is checked before the model loads
-        encoder = load_model(model, pooling, prefix, max_length, device, langs={"--lang": lang})
+        encoder, forward = load_embedder(model, pooling, prefix, max_length, device, backend, langs={"--lang": lang})
         summary = embed_file(encoder, text, target, rows=shard_rows(text.lines, index, count), dtype=dtype,
-                             batch_size=batch_size, max_length=max_length, lang=lang)
+                             batch_size=batch_size, max_length=max_length, lang=lang, backend=forward)
     what = f"{summary.lines} sentences"
     if shard is not None:
         what = f"lines {summary.start + 1}-{summary.end} of {summary.lines}"

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, local, note, report_errors
+from .common import echo_json, load_embedder, local, note, report_errors
 from .search import EfSearch, Index, Nprobe, indexed
 
 SrcLangAlias = opt.hidden_alias("--src-lang")  # the old name
@@ -32,6 +32,7 @@ def mine(
     device: opt.Device = "auto",
     langs: Annotated[Optional[str], typer.Option(
         metavar="SRC,TGT", help="Languages of the two files, for a model with a language embedding.")] = None,
+    backend: opt.Backend = "auto",
     src_lang: SrcLangAlias = None,
     tgt_lang: TgtLangAlias = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings and indexes.")] = True,
@@ -54,9 +55,10 @@ def mine(
     src_lang, tgt_lang = opt.two_langs(langs, src_lang, tgt_lang, "--src-lang/--tgt-lang")
     check_paths([source, target, local(model)], [None if json_out else output])
     src_text, tgt_text = (usable(read_sentences(path, on_bad_line), why="nothing to mine") for path in (source, target))
-    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--langs": src_lang or tgt_lang})
+    encoder, forward = load_embedder(model, pooling, prefix, max_length, device, backend,
+                                     langs={"--langs": src_lang or tgt_lang})
     encoder.lang_id(tgt_lang)  # a code the language embedding has no row for
-    kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache}
+    kw = {"batch_size": batch_size, "max_length": max_length, "use_cache": cache, "backend": forward}
     src_vecs = cached_encode(encoder, model, src_text.lines, lang=src_lang, desc="source", **kw)
     tgt_vecs = cached_encode(encoder, model, tgt_text.lines, lang=tgt_lang, desc="target", **kw)
     s_rows = [i for i, line in enumerate(src_text.lines) if line is not None]
@@ -65,7 +67,8 @@ def mine(
     kind, advice = choose_index(index, 2 * len(s_rows) * len(t_rows), encoder.device)
     if advice:
         note(advice)
-    ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device, "max_length": max_length, "cache": cache}
+    ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device, "max_length": max_length, "cache": cache,
+           "backend": forward}
     tgt_index, to_tgt = indexed(encoder, model, tgt_text.lines, tgt_vecs, src_vecs, neighbours, kind,
                                 "source -> target", lang=tgt_lang, **ikw)
     src_index, to_src = indexed(encoder, model, src_text.lines, src_vecs, tgt_vecs, neighbours, kind,

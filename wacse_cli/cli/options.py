@@ -36,6 +36,11 @@ OnBadLine = Annotated[str, typer.Option(
     metavar="error|skip", help="error: stop at the first bad line; skip: skip it and count it.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Output = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Output file ('-' for standard output).")]
+Backend = Annotated[str, typer.Option(
+    envvar="WACSE_BACKEND", metavar="BACKEND",
+    help="Where the forward pass runs: torch, onnx (onnxruntime, CPU) or onnx-int8 (int8 weights, CPU); auto "
+         "(the default) is torch until the ONNX backends' retrieval quality is measured (pip install "
+         "'wacse[onnx]' for them). The ONNX graphs are exported once per model into the cache.")]
 
 
 def hidden_alias(name: str, metavar: str = "CODE"):

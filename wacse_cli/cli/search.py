@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, local, note, report_errors
+from .common import echo_json, load_embedder, local, note, report_errors
 
 SCORES = ("cosine", "margin")
 Index = Annotated[str, typer.Option(
@@ -39,6 +39,7 @@ def search(
     langs: Annotated[Optional[str], typer.Option(
         metavar="QUERIES,CORPUS", help="Languages of the queries and the corpus, for a model with a language "
                                        "embedding.")] = None,
+    backend: opt.Backend = "auto",
     lang: LangAlias = None,
     corpus_lang: CorpusLangAlias = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached corpus embeddings and indexes.")] = True,
@@ -62,9 +63,10 @@ def search(
     check_paths([queries, corpus, local(model)], [None if json_out else output])
     query_text = usable(read_sentences(queries, on_bad_line), why="nothing to search with")
     corpus_text = usable(read_sentences(corpus, on_bad_line), why="nothing to search")
-    encoder = load_model(model, pooling, prefix, max_length, device, langs={"--langs": lang or corpus_lang})
+    encoder, forward = load_embedder(model, pooling, prefix, max_length, device, backend,
+                                     langs={"--langs": lang or corpus_lang})
     encoder.lang_id(corpus_lang)  # a code the language embedding has no row for
-    kw = {"batch_size": batch_size, "max_length": max_length}
+    kw = {"batch_size": batch_size, "max_length": max_length, "backend": forward}
     q_vecs = encode_lines(encoder, query_text.lines, lang=lang, desc="queries", **kw)
     c_vecs = cached_encode(encoder, model, corpus_text.lines, use_cache=cache, lang=corpus_lang, desc="corpus", **kw)
     q_rows = [i for i, line in enumerate(query_text.lines) if line is not None]
@@ -76,7 +78,7 @@ def search(
     ikw = {"nprobe": nprobe, "ef_search": ef_search, "device": encoder.device}
     wanted = k if score == "cosine" else max(k, 4)
     corpus_index, report = indexed(encoder, model, corpus_text.lines, c_vecs, q_vecs, wanted, kind, "queries -> corpus",
-                                   lang=corpus_lang, max_length=max_length, cache=cache, **ikw)
+                                   lang=corpus_lang, max_length=max_length, cache=cache, backend=forward, **ikw)
     query_index = None
     if score == "margin" and kind != "exact":
         query_index, _ = build_index(q_vecs, kind, **ikw)  # the corpus rows' neighbourhoods among the queries
@@ -99,13 +101,15 @@ def search(
 
 
 def indexed(encoder, model: str, lines: list, vectors, queries, k: int, kind: str, label: str, *, lang: str | None,
-            max_length: int | None, cache: bool, **kwargs):
+            max_length: int | None, cache: bool, backend=None, **kwargs):
     """(index over ``vectors``, its report as a dict): an index of ``kind``, saved beside the
     cached embeddings of ``lines`` when caching, with its recall@k for ``queries`` noted on stderr."""
     from ..embed import cache_stem
     from ..index import index_for
 
-    stem = cache_stem(encoder, model, lines, max_length=max_length, lang=lang) if cache and kind != "exact" else None
+    stem = None
+    if cache and kind != "exact":
+        stem = cache_stem(encoder, model, lines, max_length=max_length, lang=lang, backend=backend)
     index, report = index_for(vectors, queries, k, kind, cache_stem=stem, **kwargs)
     if report.recall is not None:
         note(report.line(label))

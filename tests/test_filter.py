@@ -170,6 +170,6 @@ def test_the_input_is_never_overwritten(cli, noisy_file):
     before = noisy_file.read_bytes()
     result = cli("filter", noisy_file, "-m", "unused", "-o", noisy_file)
     assert result.exit_code == 2
-    assert result.stderr.strip() == (f"wacse: error: {noisy_file}: is also an input, and would be overwritten; "
-                                     "choose another output path")
+    assert result.stderr.strip() == (f"wacse: error: the output {noisy_file} is also an input; writing it would "
+                                     "destroy the input; write the output to another file (-o)")
     assert noisy_file.read_bytes() == before

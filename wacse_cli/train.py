@@ -35,7 +35,7 @@ from .evaluate import retrieval_accuracy
 from .gradcache import WacseObjective, multiway_step, train_step
 from .model import SentenceEncoder, load_encoder
 from .progress import progress_bar
-from .recipe import Recipe
+from .recipe import Recipe, validate_recipe
 from .run_folder import EXPORT_TMP, LOG_FILE, RECIPE_FILE, after_failure, check_run_folder, trim_log
 from .run_recipe import recipe_as_run
 from .training_data import DevSet, TrainingData, encode_training_data, load_training_data
@@ -375,45 +375,3 @@ def export_model(encoder: SentenceEncoder, out: Path, meta: dict) -> None:
             shutil.rmtree(target)
         os.replace(tmp / name, target)
     tmp.rmdir()
-
-
-def validate_recipe(recipe: Recipe) -> None:
-    """Catch impossible settings before any data or model is loaded; every number must be finite."""
-    for key, value in _fields(recipe.to_dict()):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"recipe: {key} must be a finite number, not {value}",
-                             hint="fix the recipe or the --set option")
-    checks = [
-        (recipe.steps >= 1, f"steps must be at least 1, not {recipe.steps}"),
-        (recipe.batch_size >= 2, f"batch_size must be at least 2 (in-batch negatives), not {recipe.batch_size}"),
-        (recipe.chunk_size >= 1, f"chunk_size must be at least 1, not {recipe.chunk_size}"),
-        (recipe.lr > 0, f"lr must be positive, not {recipe.lr}"),
-        (recipe.weight_decay >= 0, f"weight_decay must not be negative, not {recipe.weight_decay}"),
-        (recipe.grad_clip >= 0, f"grad_clip must not be negative (0 turns clipping off), not {recipe.grad_clip}"),
-        (recipe.dev_size >= 0, f"dev_size must not be negative, not {recipe.dev_size}"),
-        (0 <= recipe.seed < 2**32, f"seed must be between 0 and 2**32 - 1, not {recipe.seed}"),
-        (recipe.align.layer >= 0, f"align.layer must not be negative, not {recipe.align.layer}"),
-        (recipe.temperature > 0, f"temperature must be positive, not {recipe.temperature}"),
-        (recipe.eval_interval >= 1, f"eval_interval must be at least 1, not {recipe.eval_interval}"),
-        (recipe.max_length >= 4, f"max_length must be at least 4, not {recipe.max_length}"),
-        (recipe.eval_max_length >= 4, f"eval_max_length must be at least 4, not {recipe.eval_max_length}"),
-        (recipe.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not '{recipe.precision}'"),
-        (0 <= recipe.warmup < 1, f"warmup is a share of the steps in [0, 1), not {recipe.warmup}"),
-        (recipe.pooling in ("cls", "mean"), f"pooling must be cls or mean, not '{recipe.pooling}'"),
-        (recipe.align.aligner in ("embed", "wspalign", "file"), f"align.aligner must be embed, wspalign or file, not '{recipe.align.aligner}'"),
-        (0 <= recipe.align.threshold <= (2 if recipe.align.aligner == "wspalign" else 1),
-         f"align.threshold must be in [0, 1] ([0, 2] for wspalign), not {recipe.align.threshold}"),
-        (recipe.awp_mask_groups >= 0, f"awp_mask_groups must be 0 (one word a copy) or more, not {recipe.awp_mask_groups}"),
-    ]
-    weights = recipe.losses
-    checks.append((min(weights.tr, weights.awp, weights.wtr, weights.rtl) >= 0, "loss weights must not be negative"))
-    checks.append((weights.tr + weights.awp + weights.wtr + weights.rtl > 0, "at least one loss weight must be positive"))
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"recipe: {message}", hint="fix the recipe or the --set option")
-
-
-def _fields(values: dict, prefix: str = ""):
-    """(dotted key, value) of every field, tables included: ``losses.tr``."""
-    for key, value in values.items():
-        yield from _fields(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]

@@ -92,9 +92,14 @@ def test_eval_retrieval_matches_an_independent_computation(cli, tiny_model, pair
     pairs = demo_pairs("kk")[:40]
     a = encode(encoder, [p[0] for p in pairs], progress=False)
     b = encode(encoder, [p[1] for p in pairs], progress=False)
-    sims = a @ b.T
-    expected = ((sims.argmax(1) == np.arange(40)).mean() + (sims.argmax(0) == np.arange(40)).mean()) / 2
-    assert subset["main_score"] == pytest.approx(expected)
+    sims = a.astype(np.float64) @ b.T.astype(np.float64)
+    # the random tiny model leaves near-ties that float32 rounding may break either way: a query whose
+    # gold similarity is within 1e-5 of its best may count as a hit or a miss, nothing else may differ
+    gold = np.diag(sims)
+    sure = [((s.argmax(1) == np.arange(40)) & (g >= s.max(1))).mean() for s, g in ((sims, gold), (sims.T, gold))]
+    maybe = [(g >= s.max(1) - 1e-5).mean() for s, g in ((sims, gold), (sims.T, gold))]
+    assert sum(sure) / 2 - 1e-9 <= subset["main_score"] <= sum(maybe) / 2 + 1e-9
+    assert subset["main_score"] == pytest.approx((subset["accuracy_src2tgt"] + subset["accuracy_tgt2src"]) / 2)
     assert "argmax cosine" in data["scoring"]
 
 

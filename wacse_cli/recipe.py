@@ -42,6 +42,7 @@ class Align:
     model: str = ""  # aligner model; empty: the model being trained (embed) or WSPAlign's checkpoint
     threshold: float = 0.9
     layer: int = 8
+    prior: str = "none"  # embed: "ibm1" mixes in IBM Model 1 link probabilities fitted on the training text
     files: str = ""  # with aligner = "file": a pattern like "data/en-{lang}.align"
 
 
@@ -248,6 +249,7 @@ def validate_recipe(recipe: Recipe) -> None:
         (recipe.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not '{recipe.precision}'"),
         (0 <= recipe.warmup < 1, f"warmup is a share of the steps in [0, 1), not {recipe.warmup}"),
         (recipe.pooling in ("cls", "mean"), f"pooling must be cls or mean, not '{recipe.pooling}'"),
+        (recipe.align.prior in ("none", "ibm1"), f"align.prior must be none or ibm1, not '{recipe.align.prior}'"),
         (recipe.align.aligner in ("embed", "wspalign", "file"), f"align.aligner must be embed, wspalign or file, not '{recipe.align.aligner}'"),
         (0 <= recipe.align.threshold <= (2 if recipe.align.aligner == "wspalign" else 1),
          f"align.threshold must be in [0, 1] ([0, 2] for wspalign), not {recipe.align.threshold}"),

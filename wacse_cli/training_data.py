@@ -145,7 +145,8 @@ def align_texts(data: TrainingData, recipe: Recipe, encoder: SentenceEncoder, pr
     model = settings.model or (encoder if settings.aligner == "embed" else "")
     return [
         alignments_for(t, aligner=settings.aligner, model=model, threshold=settings.threshold, layer=settings.layer,
-                       device=str(encoder.device), progress=progress)
+                       device=str(encoder.device), progress=progress,
+                       **({"prior": settings.prior} if settings.aligner == "embed" else {}))
         for t in data.texts
     ]
 

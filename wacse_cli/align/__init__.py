@@ -96,6 +96,9 @@ def align_text(text: ParallelText, *, aligner: str, model, threshold: float, lay
     if cached is not None:
         result.links, result.cached = cached, True
         return result
+    if hasattr(worker, "fit"):
+        kept = [i for i, pair in enumerate(text.pairs) if pair is not None]
+        worker.fit([text.pairs[i] for i in kept], [spans[i] for i in kept])
     log = Journal(Path(journal) if journal else cache_dir("alignments") / f"{key}.partial", header).load()
     result.resumed = log.resumed
     _run_chunks(text, spans, worker, threshold, log, progress)
@@ -180,7 +183,7 @@ def make_aligner(aligner: str, model, *, layer: int | None, device: str, batch_s
     from .embedding import EmbedAligner
 
     encoder, key = _encoder(model, device=device, **options)
-    names = ("method", "temperature", "distortion", "max_length")
+    names = ("method", "temperature", "distortion", "max_length", "prior", "prior_weight")
     embed_options = {k: options[k] for k in names if options.get(k) is not None}
     return EmbedAligner(encoder, layer=layer, batch_size=batch_size, langs=langs, **embed_options), key
 

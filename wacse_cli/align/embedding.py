@@ -31,12 +31,15 @@ import torch
 from ..errors import UsageError
 from ..embed import inference_autocast
 from ..model import SentenceEncoder
+from .cooccurrence import CooccurrencePrior
 from .words import token_words
 
 METHODS = ("itermax", "argmax")
 TEMPERATURE = 0.15
 DISTORTION = 0.5
 ITERMAX_FACTOR = 0.9
+PRIORS = ("none", "ibm1")
+PRIOR_WEIGHT = 0.5
 
 
 def default_layer(num_layers: int) -> int:
@@ -91,23 +94,31 @@ def distorted(sim: np.ndarray, distortion: float = DISTORTION) -> np.ndarray:
     return sim * (1 - distortion * gap**2)
 
 
-def link_scores(sim: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:
+def link_scores(sim: np.ndarray, temperature: float = TEMPERATURE, prior=None,
+                prior_weight: float = PRIOR_WEIGHT) -> np.ndarray:
     """sqrt(P(j | i) * P(i | j)): softmaxes over rows and over columns of standardised
-    similarities divided by ``temperature``."""
+    similarities divided by ``temperature``. With a ``prior`` (P(j | i), P(i | j)) from the corpus,
+    each direction is the mix (1 - w) * softmax + w * prior, w = ``prior_weight``."""
     logits = (sim - sim.mean()) / (sim.std() + 1e-9) / temperature
     forward = np.exp(logits - logits.max(axis=1, keepdims=True))
     forward /= forward.sum(axis=1, keepdims=True)
     backward = np.exp(logits - logits.max(axis=0, keepdims=True))
     backward /= backward.sum(axis=0, keepdims=True)
+    if prior is not None:
+        forward = (1 - prior_weight) * forward + prior_weight * prior[0]
+        backward = (1 - prior_weight) * backward + prior_weight * prior[1]
     return np.sqrt(forward * backward)
 
 
 def word_links(cos: np.ndarray, method: str = "itermax", temperature: float = TEMPERATURE,
-               distortion: float = DISTORTION) -> list[tuple[int, int, float]]:
-    """Links (i, j, score) of a word cosine matrix, scores rounded to 6 decimals."""
+               distortion: float = DISTORTION, prior=None,
+               prior_weight: float = PRIOR_WEIGHT) -> list[tuple[int, int, float]]:
+    """Links (i, j, score) of a word cosine matrix, scores rounded to 6 decimals. With a corpus
+    ``prior``, the links are chosen on the mixed scores rather than on the similarities."""
     sim = distorted((cos + 1) / 2, distortion)
-    chosen = itermax(sim) if method == "itermax" else mutual_argmax(sim)
-    scores = link_scores(sim, temperature)
+    scores = link_scores(sim, temperature, prior, prior_weight)
+    basis = sim if prior is None else scores
+    chosen = itermax(basis) if method == "itermax" else mutual_argmax(basis)
     return [(int(i), int(j), round(float(scores[i, j]), 6)) for i, j in zip(*np.nonzero(chosen))]
 
 
@@ -126,14 +137,17 @@ def word_vectors(token_vectors: torch.Tensor, words_of_tokens: list[list[int]],
 
 
 def pair_links(src: torch.Tensor, src_words: list[list[int]], n_src: int, tgt: torch.Tensor,
-               tgt_words: list[list[int]], n_tgt: int, **options) -> list[tuple[int, int, float]]:
-    """Links of one sentence pair from its two sides' token vectors (float32, on the CPU)."""
+               tgt_words: list[list[int]], n_tgt: int, prior=None, **options) -> list[tuple[int, int, float]]:
+    """Links of one sentence pair from its two sides' token vectors (float32, on the CPU); ``prior``:
+    the corpus's (P(j | i), P(i | j)) over all words of the pair."""
     src_vectors, src_present = word_vectors(src, src_words, n_src)
     tgt_vectors, tgt_present = word_vectors(tgt, tgt_words, n_tgt)
     if not src_present or not tgt_present:
         return []
     cos = (src_vectors @ tgt_vectors.T).numpy().astype(np.float64)
-    return [(src_present[i], tgt_present[j], s) for i, j, s in word_links(cos, **options)]
+    if prior is not None:
+        prior = tuple(p[np.ix_(src_present, tgt_present)] for p in prior)
+    return [(src_present[i], tgt_present[j], s) for i, j, s in word_links(cos, prior=prior, **options)]
 
 
 # ----------------------------------------------------------------------------- token vectors
@@ -181,7 +195,7 @@ class EmbedAligner:
 
     def __init__(self, encoder: SentenceEncoder, *, layer: int | None = None, method: str = "itermax",
                  temperature: float = TEMPERATURE, distortion: float = DISTORTION, batch_size: int = 64,
-                 max_length: int | None = None,
+                 max_length: int | None = None, prior: str = "none", prior_weight: float = PRIOR_WEIGHT,
                  langs: tuple[str | None, str | None] = (None, None)):
         num_layers = getattr(encoder.backbone.config, "num_hidden_layers", 12)
         layer = default_layer(num_layers) if layer is None else layer
@@ -193,8 +207,15 @@ class EmbedAligner:
             raise UsageError(f"the temperature must be above 0, not {temperature}")
         if not 0 <= distortion <= 1:
             raise UsageError(f"--distortion must be between 0 and 1, not {distortion}")
+        if prior not in PRIORS:
+            raise UsageError(f"unknown alignment prior '{prior}'", hint="use none or ibm1")
+        if not 0 <= prior_weight <= 1:
+            raise UsageError(f"the prior weight must be between 0 and 1, not {prior_weight}")
         self.encoder, self.layer = encoder, layer
         self.link_options = {"method": method, "temperature": temperature, "distortion": distortion}
+        if prior != "none":
+            self.link_options.update(prior_weight=prior_weight)
+        self.prior_name, self.prior = prior, None
         self.batch_size = batch_size
         self.max_length = min(max_length or encoder.model_max_length, encoder.model_max_length)  # whole sentences
         self.lang_ids = tuple(encoder.lang_id(lang) if lang in encoder.settings.languages else None for lang in langs)
@@ -203,8 +224,14 @@ class EmbedAligner:
 
     def options(self) -> dict:
         """What, besides the model and the text, decides the links (part of the cache key)."""
-        return {"layer": self.layer, **self.link_options, "max_length": self.max_length,
+        prior = {} if self.prior_name == "none" else {"prior": self.prior_name}
+        return {"layer": self.layer, **self.link_options, **prior, "max_length": self.max_length,
                 "prefix": self.encoder.settings.prefix}
+
+    def fit(self, pairs: list[tuple[str, str]], spans: list[tuple[list, list]]) -> None:
+        """Learn the corpus prior, if one was asked for, from every pair that will be aligned."""
+        if self.prior_name == "ibm1":
+            self.prior = CooccurrencePrior([_words(pair, pair_spans) for pair, pair_spans in zip(pairs, spans)])
 
     def align(self, pairs: list[tuple[str, str]], spans: list[tuple[list, list]], advance=lambda n: None) -> list:
         """Links for each pair; ``spans`` are each side's word spans."""
@@ -214,8 +241,10 @@ class EmbedAligner:
         states = self._states(ids, [self.lang_ids[k % 2] for k in range(len(ids))], advance)
         out = []
         for p in range(len(pairs)):
+            prior = None if self.prior is None else self.prior.probabilities(*_words(pairs[p], spans[p]))
             out.append(pair_links(states[2 * p], words_of_tokens[2 * p], len(spans[p][0]),
-                                  states[2 * p + 1], words_of_tokens[2 * p + 1], len(spans[p][1]), **self.link_options))
+                                  states[2 * p + 1], words_of_tokens[2 * p + 1], len(spans[p][1]), prior=prior,
+                                  **self.link_options))
             advance(0.5)  # the forward passes count for the other half of each pair
         return out
 
@@ -262,6 +291,10 @@ class EmbedAligner:
         rows = torch.tensor([-1 if i is None else i for i in lang_ids], device=embeds.device)
         extra = self.encoder.lang_embedding(rows.clamp(min=0)) * (rows >= 0)[:, None]
         return {"inputs_embeds": embeds + extra[:, None, :], "attention_mask": batch["attention_mask"]}
+
+
+def _words(pair: tuple[str, str], spans: tuple[list, list]) -> tuple[list[str], list[str]]:
+    return tuple([side[a:b] for a, b in side_spans] for side, side_spans in zip(pair, spans))
 
 
 def _trailing_specials(special_mask: list[int]) -> int:

@@ -36,6 +36,9 @@ def align(
     distortion: Annotated[float, typer.Option(
         metavar="WEIGHT", help="embed: SimAlign's distortion correction, 0 (off) to 1; favours links at similar relative positions.")
     ] = 0.5,
+    prior: Annotated[str, typer.Option(
+        metavar="none|ibm1", help="embed: ibm1 mixes in word co-occurrence across the whole file (IBM Model 1 fitted on it).")
+    ] = "none",
     words: Annotated[Optional[str], typer.Option(
         metavar="MODE", help="whitespace, tokenizer or char; default: tokenizer for zh ja th lo km my, whitespace otherwise.")] = None,
     pretokenized: Annotated[bool, typer.Option(
@@ -61,6 +64,9 @@ def align(
     from ..outputs import check_paths, is_special
 
     check_format(fmt)
+    if prior != "none" and aligner != "embed":
+        from ..errors import UsageError
+        raise UsageError("--prior is for --aligner embed", hint="leave --prior out, or use --aligner embed")
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS.get(aligner, 0.0)
     journal = None if output == "-" or is_special(output) else f"{output}.partial"  # else in the cache
@@ -72,7 +78,7 @@ def align(
     result = align_text(
         text, aligner=aligner, model=model, threshold=threshold, layer=layer, device=device, batch_size=batch_size,
         words=words, pretokenized=pretokenized, use_cache=cache, journal=journal,
-        method=method, distortion=distortion, prefix=prefix, pooling=pooling, max_length=max_length,
+        method=method, distortion=distortion, prior=prior, prefix=prefix, pooling=pooling, max_length=max_length,
     )
     with atomic_output(output) as handle:
         for number, (pair, spans, links) in enumerate(zip(text.pairs, result.spans, result.links), start=1):

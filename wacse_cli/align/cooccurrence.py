@@ -71,10 +71,12 @@ class TranslationTable:
 
     def _lookup(self, e: np.ndarray, f: np.ndarray) -> np.ndarray:
         """t(f | e) for every (e, f) of the two id arrays (0 for pairs never seen together)."""
+        if len(self.keys) == 0:
+            return np.zeros((len(e), len(f)))
         wanted = e[:, None] * self.width + f[None, :]
-        at = np.clip(np.searchsorted(self.keys, wanted), 0, max(len(self.keys) - 1, 0))
-        found = (e[:, None] >= 0) & (f[None, :] >= 0) & (self.keys[at] == wanted) if len(self.keys) else wanted < -1
-        return np.where(found, self.table[at] if len(self.keys) else 0.0, 0.0)
+        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        found = (e[:, None] >= 0) & (f[None, :] >= 0) & (self.keys[at] == wanted)
+        return np.where(found, self.table[at], 0.0)
 
     def posterior(self, source: list[str], target: list[str]) -> np.ndarray:
         """(len(source), len(target)): P(target word j comes from source word i), the NULL word's

@@ -44,14 +44,14 @@ def build_tiny_model(
 ) -> Path:
     """Write a tiny model folder (masked-LM head, or a QA head with ``question_answering``)."""
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering, XLMRobertaTokenizer
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering, XLMRobertaTokenizerFast
 
     from .model import quiet_transformers
 
     quiet_transformers()
     folder = Path(folder)
     raw = train_tokenizer(sentences, vocab_size)
-    tokenizer = XLMRobertaTokenizer(
+    tokenizer = XLMRobertaTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>",
         cls_token="<s>", pad_token="<pad>", mask_token="<mask>", model_max_length=max_length,
     )

@@ -198,6 +198,19 @@ def test_demo_runs_the_multiway_recipe(cli, tiny_model, tmp_path):
         "wacse: error: wacse demo has no recipe 'cpu-small'; choose demo or multiway-demo")
 
 
+def test_demo_real_trains_the_given_encoder_with_tr_and_wtr(cli, tiny_model, tmp_path):
+    result = cli("demo", "--real", "-m", tiny_model, "-o", tmp_path / "run", "--steps", "2",
+                 "--set", "eval_interval=2", "--set", "batch_size=8", "--set", "align.layer=2")
+    assert result.exit_code == 0, result.output
+    assert f"wacse demo: {tiny_model}, the bundled CLDR sample (Unicode License v3), word alignments, TR + WTR" in result.stderr
+    assert "a toy" not in result.stderr and "held-out P@1" in result.stdout
+    recipe = (tmp_path / "run" / "recipe.toml").read_text()
+    assert 'prefix = "query: "' in recipe and "awp = 0.0" in recipe
+    wrong = cli("demo", "--real", "--recipe", "multiway-demo")
+    assert wrong.exit_code == 2 and wrong.stderr.strip() == (
+        "wacse: error: --real fine-tunes on the sample's pairs, not with another recipe; leave --recipe out")
+
+
 def test_eval_retrieval_reports_a_bad_multiway_line(cli, tiny_model, tmp_path):
     path = tmp_path / "multi.tsv"
     path.write_bytes(b"#langs en kk\na\tb\tc\n")

@@ -21,6 +21,7 @@ from .paths import cache_dir
 DEMO_LANGS = ("kk", "ka", "jv", "tl")
 DEMO_MODEL = "demo-tiny-v1"
 DEMO_RECIPES = ("demo", "multiway-demo")
+REAL_DEMO_RECIPE = "demo-real"  # wacse demo --real: multilingual-e5-small instead of the tiny model
 
 
 def demo_files() -> list[str]:
@@ -32,9 +33,21 @@ def is_multiway_demo(recipe_name: str) -> bool:
     """Whether ``recipe_name`` is the multi-way demo; an error for anything but the two demo recipes."""
     from .errors import UsageError
 
-    if recipe_name not in DEMO_RECIPES:
+    if recipe_name not in (*DEMO_RECIPES, REAL_DEMO_RECIPE):
         raise UsageError(f"wacse demo has no recipe '{recipe_name}'", hint=f"choose {' or '.join(DEMO_RECIPES)}")
     return recipe_name == "multiway-demo"
+
+
+def real_encoder_cached() -> bool:
+    """Whether the real demo's model is in the Hugging Face cache (so --real runs offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from .recipe import load_recipe
+
+    try:
+        return isinstance(try_to_load_from_cache(load_recipe(REAL_DEMO_RECIPE).model, "config.json"), str)
+    except Exception:  # a broken cache means "not cached" here; --real then says what is wrong
+        return False
 
 
 def multiway_demo_file() -> str:
@@ -65,8 +78,10 @@ def run_demo(output: str | None = None, model: str | None = None, overrides: lis
     from .train import Trainer, evaluate_dev
 
     multiway = is_multiway_demo(recipe_name)
-    model = model or demo_model()
-    recipe = load_recipe(recipe_name, [f'model="{_escape(model)}"', *(overrides or [])])
+    if recipe_name != REAL_DEMO_RECIPE:
+        model = model or demo_model()
+    recipe = load_recipe(recipe_name, [*([f'model="{_escape(model)}"'] if model else []), *(overrides or [])])
+    model = recipe.model
     out = output or str(cache_dir("demo") / time.strftime("run-%Y%m%d-%H%M%S"))
     if multiway:
         return Trainer(recipe, out, files=[multiway_demo_file()], progress=progress).run(), [], None

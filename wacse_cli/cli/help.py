@@ -32,7 +32,7 @@ SUMMARIES = {
     "align": "Align the words of sentence pairs (Pharaoh i-j lines or JSONL).",
     "push": "Upload a trained model folder to the Hugging Face Hub, with a model card.",
     "train": "Fine-tune an encoder on parallel text (TR + AWP + WTR).",
-    "demo": "Train a toy model on the bundled sample and show what changed (offline).",
+    "demo": "Train a toy model (offline) or, with --real, multilingual-e5-small on the bundled sample and show what changed.",
     "eval": "Evaluate an encoder (retrieval, mining, sts) or word alignments (align).",
     "retrieval": "Bitext retrieval P@1 (Tatoeba protocol), both directions.",
     "mining": "BUCC-style mining: precision, recall and F1 of margin-mined pairs.",
@@ -72,6 +72,8 @@ EXAMPLES = {
         "wacse train --list-recipes"),
     "demo": examples(
         "wacse demo",
+        "wacse demo --real                  # multilingual-e5-small from the cache or the Hub",
+        "wacse demo --real -m ./e5-small    # the same from a local folder",
         "wacse demo --steps 100 -o runs/demo",
         "wacse demo --recipe multiway-demo"),
     "retrieval": examples(
@@ -84,11 +86,11 @@ EXAMPLES = {
 }
 
 
-def recipe_list() -> str:
-    """The shipped recipes with their one-line descriptions, as a help paragraph."""
+def recipe_list(only: tuple[str, ...] = ()) -> str:
+    """The shipped recipes (those in ``only`` when given) with their one-line descriptions, as a help paragraph."""
     from ..recipe import recipe_descriptions
 
-    rows = recipe_descriptions()
+    rows = {n: d for n, d in recipe_descriptions().items() if not only or n in only}
     width = max(map(len, rows), default=0)
     return "\b\nRecipes (--recipe NAME):\n" + "\n".join(f"  {n:<{width}}  {d}" for n, d in rows.items())
 
@@ -96,6 +98,8 @@ def recipe_list() -> str:
 def command_options(name: str) -> dict:
     """Keyword arguments for ``app.command``: the help class, summary and examples of ``name``."""
     epilog = EXAMPLES.get(name)
-    if name in ("train", "demo"):
+    if name == "train":
         epilog = f"{epilog}\n\n{recipe_list()}"
+    elif name == "demo":
+        epilog = f"{epilog}\n\n{recipe_list(('demo', 'multiway-demo'))}"
     return {"cls": HelpCommand, "short_help": SUMMARIES[name], "epilog": epilog}

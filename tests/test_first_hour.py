@@ -52,7 +52,7 @@ def test_command_list_summaries_are_whole_sentences(cli):
 
 def test_train_help_shows_defaults_recipes_and_list(cli):
     text = cli("train", "--help").stdout
-    assert "[default: (runs/RECIPE)]" in " ".join(text.split())
+    assert "logs; default: runs/RECIPE." in " ".join(text.split())
     for name, description in recipe_descriptions().items():
         assert re.search(rf"\n  +{re.escape(name)} +{re.escape(description[:40])}", text), name
     listed = cli("train", "--list-recipes")
@@ -250,6 +250,11 @@ def test_demo_reports_held_out_pairs_and_confirmed_word_pairs(cli, tiny_model, t
     held = result.stdout.split("held-out P@1 (pairs neither trained on nor used to choose the step):\n")[1]
     rows = [line.split("\t") for line in held.split("\n\n")[0].splitlines()[1:5]]
     assert [(r[0], r[1]) for r in rows] == [(f"en-{lang}", str(HELD_OUT)) for lang in ("kk", "ka", "jv", "tl")]
-    assert re.search(r"\n\d+ of \d+ links on 40 multi-word lines per language are one-word entries", result.stderr)
+    assert re.search(r"\n\d+ of the \d+ word links the model found on 160 multi-word lines \(40 per language\) are "
+                     r"one-word entries of the sample, so known to be right; only those are shown, each word pair once",
+                     result.stderr)
+    shown = [pair for line in result.stdout.split("confirmed by the sample's one-word entries:\n")[1].splitlines()
+             for pair in line.split("\t")[-1].split(", ") if " -> " in pair]
+    assert len(shown) == len({pair.split(" (")[0] for pair in shown})
     data = tomllib.loads((tmp_path / "run" / "recipe.toml").read_text(encoding="utf-8"))["data"]
     assert data.endswith(f"data-{HELD_OUT}/en-{{lang}}.tsv")

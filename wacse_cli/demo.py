@@ -38,16 +38,38 @@ def is_multiway_demo(recipe_name: str) -> bool:
     return recipe_name == "multiway-demo"
 
 
-def real_encoder_cached() -> bool:
-    """Whether the real demo's model is in the Hugging Face cache (so --real runs offline)."""
-    from huggingface_hub import try_to_load_from_cache
-
+def real_demo_model(model: str | None = None) -> str:
+    """The model ``wacse demo --real`` trains: ``model``, or the recipe's."""
     from .recipe import load_recipe
 
+    return model or load_recipe(REAL_DEMO_RECIPE).model
+
+
+def _cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
     try:
-        return isinstance(try_to_load_from_cache(load_recipe(REAL_DEMO_RECIPE).model, "config.json"), str)
-    except Exception:  # a broken cache means "not cached" here; --real then says what is wrong
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # a malformed id or a broken cache counts as "not cached"; loading says what is wrong
         return False
+
+
+def real_encoder_cached() -> bool:
+    """Whether the real demo's model is in the Hugging Face cache (so --real runs offline)."""
+    return _cached(real_demo_model())
+
+
+def check_real_model(name: str) -> None:
+    """Fail in one line, before anything is promised, when ``name`` is neither a folder, nor cached,
+    nor downloadable."""
+    from .hub_status import is_offline
+    from .model import before_hub_access, load_error
+
+    if Path(name).expanduser().exists():
+        return
+    before_hub_access(name)
+    if is_offline() and not _cached(name):
+        raise load_error(name, OSError("not in the cache"))
 
 
 def multiway_demo_file() -> str:
@@ -124,11 +146,12 @@ def example_alignments(model_folder: str, threshold: float, per_language: int = 
     from .model import load_encoder
 
     encoder = load_encoder(model_folder)
-    lines, checked = [], 0
+    lines, checked, seen, line_count = [], 0, set(), 0
     for path in demo_files():
         full = read_parallel(path)
         dictionary = known_translations(full.pairs)
         chosen = [p for p in full.pairs if p and len(p[0].split()) > 1][-per_language:]
+        line_count += len(chosen)
         text = ParallelText(full.name, full.src_lang, full.tgt_lang, chosen)
         links = alignments_for(text, aligner="embed", model=encoder, threshold=threshold, progress=False,
                                use_cache=False)
@@ -136,12 +159,14 @@ def example_alignments(model_folder: str, threshold: float, per_language: int = 
             src_words = [src[a:b] for a, b in word_spans(src)]
             tgt_words = [tgt[a:b] for a, b in word_spans(tgt)]
             checked += len(found or [])
-            shown = confirmed_links(src_words, tgt_words, found or [], dictionary)
+            shown = confirmed_links(src_words, tgt_words, found or [], dictionary - seen)
+            seen |= {(_word(src_words[i]), _word(tgt_words[j])) for i, j, _ in found or []} & dictionary
             if shown:
                 lines.append(f"{text.pair_name}\t{src} | {tgt}\t{shown}")
     confirmed = sum(line.count(" -> ") for line in lines)
-    lines.append(f"{confirmed} of {checked} links on {per_language} multi-word lines per language are one-word "
-                 "entries of the sample (a measured check); only those are shown")
+    lines.append(f"{confirmed} of the {checked} word links the model found on {line_count} multi-word lines "
+                 f"({per_language} per language) are one-word entries of the sample, so known to be right; only "
+                 "those are shown, each word pair once")
     return lines
 
 

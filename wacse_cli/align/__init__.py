@@ -138,6 +138,7 @@ def _run_chunks(text: ParallelText, spans, worker, threshold: float, log: Journa
                 record[i - lines.start] = [link for link in found if link[2] >= threshold]
             log.append(index, record)
         bar.update(goal - bar.n)
+    bar.refresh()  # tqdm skips frames drawn too soon after the last; the final one must show 100%
     bar.close()
 
 

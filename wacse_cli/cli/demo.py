@@ -25,7 +25,7 @@ def demo(
 ) -> None:
     """Train a model on bundled English-kk/ka/jv/tl pairs and show what changed: a tiny toy from scratch, or
     with --real multilingual-e5-small."""
-    from ..demo import REAL_DEMO_RECIPE, is_multiway_demo, real_encoder_cached, run_demo
+    from ..demo import REAL_DEMO_RECIPE, check_real_model, is_multiway_demo, real_demo_model, real_encoder_cached, run_demo
     from ..outputs import check_paths
 
     check_paths([local(model)], folder_output=output)
@@ -33,10 +33,12 @@ def demo(
         from ..errors import UsageError
         raise UsageError("--real fine-tunes on the sample's pairs, not with another recipe", hint="leave --recipe out")
     recipe = REAL_DEMO_RECIPE if real else recipe
+    if real:
+        check_real_model(real_demo_model(model))
     overrides = list(set_ or []) + ([f"steps={steps}"] if steps else [])
     what = ("multi-way rows, TR between every pair of languages" if is_multiway_demo(recipe)
             else "word alignments, TR + WTR" if real else "word alignments, TR + AWP + WTR")
-    who = f"{model or 'intfloat/multilingual-e5-small'}" if real else "a tiny model"
+    who = real_demo_model(model) if real else "a tiny model"
     note(f"wacse demo: {who}, the bundled CLDR sample (Unicode License v3), {what}")
     note(f"this takes about {2.5 if real else 2} minutes on an idle 2-core CPU (less with more cores); "
          "the training bar shows the time left")

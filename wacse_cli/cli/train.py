@@ -26,19 +26,20 @@ def train(
         help="Parallel text files (en-jv.tsv ..., '-' for standard input) or multi-way files ('#langs en kk ka' "
              "header); default: the recipe's data.")] = None,
     recipe: Annotated[Optional[str], typer.Option(
-        "--recipe", "-r", metavar="NAME|FILE", help="Recipe name (see --list-recipes) or a .toml file.")] = None,
+        "--recipe", "-r", metavar="NAME|FILE", help="Recipe name (see --list-recipes) or a .toml file; without one, "
+        "the built-in defaults (TR + AWP + WTR, 0.8/0.1/0.1: translation ranking, aligned word prediction and word "
+        "translation ranking).")] = None,
     output: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="FOLDER", show_default="runs/RECIPE",
-        help="Folder for the model, checkpoints and logs.")] = None,
+        "--output", "-o", metavar="FOLDER", show_default=False,
+        help="Folder for the model, checkpoints and logs; default: runs/RECIPE.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", metavar="MODEL", help="Hugging Face model id or local folder; default: the recipe's.")] = None,
     langs: opt.Langs = None,
     src: opt.Src = None,
     tgt: opt.Tgt = None,
     alignments: Annotated[Optional[str], typer.Option(
-        metavar="FILE", help="Word alignments to train on (Pharaoh i-j lines, as wacse align -o writes), line i for "
-                             "pair i; a pattern like en-{lang}.align for several files. Default: align as the "
-                             "recipe says (cached).")] = None,
+        metavar="FILE", help="Word alignments to train on, as wacse align -o writes them (en-{lang}.align for "
+                             "several files); default: align as the recipe says.")] = None,
     device: Annotated[Optional[str], typer.Option(
         metavar="auto|cpu|cuda", help="Where to train (overrides the recipe).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(

@@ -84,12 +84,12 @@ def main() -> None:
         record = Round(1, len(seed.train))
         kept = run._mine_and_filter(out, args.model, record)
         mined_lines = (out / "mined.tsv").read_text(encoding="utf-8").splitlines()[1:]
-        mined = [tuple(line.split("\t")[5:7]) for line in mined_lines]
+        mined = [tuple(line.split("\t")[4:6]) for line in mined_lines]
         info.update({"mined": record.mined, "mined_correct": sum(p in truth for p in mined) / max(len(mined), 1),
                      "kept": record.kept, "kept_correct": sum(p in truth for p in kept) / max(len(kept), 1),
                      "kept_share_of_hidden": sum(p in truth for p in kept) / len(hidden),
                      "heldout_precision_estimate": record.heldout_precision, "heldout_pairs": record.heldout_pairs,
-                     "filter_precision_estimate": record.filter_precision})
+                     "filter_precision_estimate": record.filter_precision, "orphan_negatives": record.negatives})
         print(json.dumps(info, indent=2))
         return
     rounds = run.run()

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wacse_cli.bootstrap import Bootstrap, BootstrapSettings, Round, heldout_precision, round_table, split_seed
+import numpy as np
+
+from wacse_cli.bootstrap import (Bootstrap, BootstrapSettings, Round, calibrated_cut, heldout_precision, orphans,
+                                 round_table, split_seed)
 from wacse_cli.errors import UsageError
 from wacse_cli.io import ParallelText, Sentences
 from wacse_cli.model import load_encoder
@@ -95,12 +98,27 @@ def test_rounds_stop_when_dev_stops_improving_and_mined_pairs_never_reach_dev(ti
         assert call["dev_data"] == str(out / "dev.en-kk.tsv")
         assert not {side for line in call["pairs"] for side in line.split("\t")} & dev_sentences
     mined = (out / "round-1" / "mined.tsv").read_text(encoding="utf-8").splitlines()
-    assert mined[0].split("\t")[:5] == ["margin", "filter_score", "probability", "decision", "reason"]
-    kept = {tuple(line.split("\t")[5:]) for line in mined[1:] if line.split("\t")[3] == "keep"}
+    assert mined[0].split("\t")[:4] == ["margin", "probability", "decision", "reason"]
+    kept = {tuple(line.split("\t")[4:]) for line in mined[1:] if line.split("\t")[2] == "keep"}
     assert len(mined) - 1 == rounds[1].mined and len(kept) == rounds[1].kept
     assert kept <= {tuple(line.split("\t")) for line in calls[1]["pairs"]}
     assert rounds[1].train_pairs == len(calls[1]["pairs"]) == len(run.seed.train) + rounds[1].kept
     assert rounds[1].heldout_pairs > 0 and 0 <= rounds[1].heldout_precision <= 1
+    orphan_src, orphan_tgt = orphans(run.seed.train)
+    assert rounds[1].negatives > 0 and not any(s in orphan_src or t in orphan_tgt for s, t in kept)
+
+
+def test_orphans_are_one_side_of_each_training_pair():
+    assert orphans([("a", "x"), ("b", "y"), ("c", "z")]) == (["a", "c"], ["y"])
+
+
+def test_calibrated_cut_keeps_the_margins_above_the_orphans():
+    scores = np.array([1.30, 1.25, 1.20, 1.02, 1.01, 1.00, 1.18])
+    negatives = np.array([1.00, 1.01, 1.02, 1.03])
+    reasons = [None, None, None, None, None, None, "copy"]
+    probs, cut = calibrated_cut(scores, negatives, reasons, 0.95)
+    assert cut.threshold == 1.20 and cut.kept == 3 and probs[6] == 0.0
+    assert probs[:3].tolist() == [1.0, 1.0, 1.0] and probs[3:6].max() < 0.95
 
 
 def test_resume_continues_after_the_last_finished_round(tiny_model, tmp_path):

@@ -2,12 +2,20 @@
 
 Round 0 trains on the seed's training split. Each later round, with the model of the round before:
 
-1. embed both monolingual files, with the seed's dev pairs hidden among them,
+1. embed both monolingual files, with the seed's dev pairs hidden among them, and one side of
+   each seed training pair (the orphans: sources of half the pairs, targets of the other half)
+   planted without its partner,
 2. mine one-to-one pairs by ratio margin (:func:`wacse_cli.search.mine`, as ``wacse mine``),
 3. estimate the mining precision on the hidden dev pairs (a mined pair that holds a dev sentence
-   is right only if it is that sentence's dev pair), then drop every pair that holds a dev
-   sentence, so mined pairs never reach the dev split,
-4. filter the rest with ``wacse filter``'s rules and calibrated cut (:mod:`wacse_cli.filter`),
+   is right only if it is that sentence's dev pair); the pairs holding an orphan are certainly
+   wrong, and wrong the way mining a comparable corpus goes wrong (a sentence with no partner
+   matched to its nearest neighbour); every pair holding a planted sentence is then dropped, so
+   mined pairs never reach the dev split,
+4. filter the rest with ``wacse filter``'s rules, then keep those above the lowest margin whose
+   estimated precision reaches the target, the margins calibrated (:mod:`wacse_cli.calibrate`)
+   against the orphans' pairs rather than the filter's shuffled and shifted negatives, which
+   score far below these errors (with those, 70% of the kept pairs were right where 95% was
+   estimated; benchmarks/RESULTS.md),
 5. train again on the seed plus the kept pairs (from the base model, or from the last round's with
    ``init="previous"``) and evaluate P@1 on the seed's dev split.
 
@@ -28,7 +36,8 @@ import numpy as np
 
 from .embed import encode_lines
 from .errors import UsageError
-from .filter import FilterSettings, score_and_cut
+from .calibrate import Cut, choose_cut, fit
+from .filter import BELOW_CUT, FilterSettings
 from .filter_rules import apply_rules
 from .io import ParallelText, Sentences, atomic_output
 from .recipe import Recipe
@@ -57,9 +66,10 @@ class Round:
     kept: int = 0  # of those, kept by the filter
     heldout_precision: float | None = None  # mined pairs with a hidden dev sentence that are its dev pair
     heldout_pairs: int = 0  # mined pairs that hold a hidden dev sentence
-    filter_precision: float | None = None  # the filter's own estimate
+    filter_precision: float | None = None  # the calibrated cut's own estimate
     dev_p1: float = float("nan")
     model: str = ""
+    negatives: int = 0  # mined pairs holding an orphan (a seed sentence planted without its partner)
 
 
 @dataclass
@@ -100,6 +110,30 @@ def pool(mono: Sentences, planted: list[str]) -> list[str]:
     inside a sentence becomes a space, so that mined pairs can be written as ``src<TAB>tgt``."""
     lines = [line.replace("\t", " ") for line in mono.lines if line is not None]
     return list(dict.fromkeys(lines + planted))
+
+
+def orphans(train: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Seed sentences to plant without their partners: the sources of the even training pairs and
+    the targets of the odd ones. Whatever mining pairs them with is wrong, and such pairs are the
+    errors of mining a comparable corpus (a sentence with no partner matched to its nearest
+    neighbour), which the filter's shuffled and shifted negatives do not resemble."""
+    return [s for s, _ in train[0::2]], [t for _, t in train[1::2]]
+
+
+def touches(pair: tuple[str, str], sources: set[str], targets: set[str]) -> bool:
+    return pair[0] in sources or pair[1] in targets
+
+
+def calibrated_cut(scores: np.ndarray, negatives: np.ndarray, reasons: list[str | None], precision: float):
+    """(probability per mined pair, the cut) for the mined pairs' margins, calibrated against the
+    orphans' margins (:func:`wacse_cli.calibrate.fit`); pairs a rule dropped get probability 0 and
+    take no part in the cut."""
+    scored = np.array([r is None for r in reasons], dtype=bool)
+    probs = np.zeros(len(scores))
+    if not scored.any():
+        return probs, Cut(float("inf"), 0, 1.0, 0.0)
+    probs[scored] = fit(scores[scored], negatives).probability(scores[scored])
+    return probs, choose_cut(scores[scored], probs[scored], precision)
 
 
 def heldout_precision(pairs: list[tuple[str, str]], dev: list[tuple[str, str]]) -> tuple[float | None, int]:
@@ -188,36 +222,37 @@ class Bootstrap:
 
     def _mine_and_filter(self, folder: Path, model: str, record: Round) -> list[tuple[str, str]]:
         encoder = self.load(model)
-        src_pool = pool(self.src_mono, [s for s, _ in self.seed.dev])
-        tgt_pool = pool(self.tgt_mono, [t for _, t in self.seed.dev])
+        dev_src, dev_tgt = [s for s, _ in self.seed.dev], [t for _, t in self.seed.dev]
+        orphan_src, orphan_tgt = orphans(self.seed.train)
+        src_pool = pool(self.src_mono, dev_src + orphan_src)
+        tgt_pool = pool(self.tgt_mono, dev_tgt + orphan_tgt)
         src_vecs = encode_lines(encoder, src_pool, desc="source", progress=self.progress, chunk_lines=100_000)
         tgt_vecs = encode_lines(encoder, tgt_pool, desc="target", progress=self.progress, chunk_lines=100_000)
         mined = mine(src_vecs, tgt_vecs, k=self.settings.neighbours, device=encoder.device)
         mined.sort(key=lambda p: p.src)  # input order of the source file: neighbouring lines stay neighbours
         pairs = [(src_pool[p.src], tgt_pool[p.tgt]) for p in mined]
         record.heldout_precision, record.heldout_pairs = heldout_precision(pairs, self.seed.dev)
-        dev_src, dev_tgt = {s for s, _ in self.seed.dev}, {t for _, t in self.seed.dev}
-        outside = [i for i, (s, t) in enumerate(pairs) if s not in dev_src and t not in dev_tgt]
+        dev_sets, orphan_sets = (set(dev_src), set(dev_tgt)), (set(orphan_src), set(orphan_tgt))
+        negatives = np.array([m.score for m, pair in zip(mined, pairs)
+                              if touches(pair, *orphan_sets) and not touches(pair, *dev_sets)])
+        outside = [i for i, pair in enumerate(pairs) if not touches(pair, *dev_sets) and not touches(pair, *orphan_sets)]
         reasons = apply_rules([pairs[i] for i in outside], self.seed.src_lang, self.seed.tgt_lang,
                               self.settings.filter.rules)
-        rows = [outside[j] for j, reason in enumerate(reasons) if reason is None]
-        src_rows = np.array([mined[i].src for i in rows], dtype=np.int64)
-        tgt_rows = np.array([mined[i].tgt for i in rows], dtype=np.int64)
-        settings = dataclasses.replace(self.settings.filter, precision=self.settings.precision,
-                                       neighbours=self.settings.neighbours)
-        result = score_and_cut(reasons, src_vecs[src_rows], tgt_vecs[tgt_rows], settings, device=encoder.device,
-                               progress=self.progress)
-        record.mined, record.kept = len(outside), len(result.kept)
-        record.filter_precision = round(result.cut.precision, 4)
+        scores = np.array([mined[i].score for i in outside], dtype=float)
+        probs, cut = calibrated_cut(scores, negatives, reasons, self.settings.precision)
+        record.mined, record.negatives = len(outside), len(negatives)
+        record.filter_precision = round(cut.precision, 4)
+        for j, reason in enumerate(reasons):
+            if reason is None and scores[j] < cut.threshold:
+                reasons[j] = BELOW_CUT
+        kept = [pairs[i] for j, i in enumerate(outside) if reasons[j] is None]
+        record.kept = len(kept)
         with atomic_output(str(folder / "mined.tsv")) as handle:
-            handle.write("margin\tfilter_score\tprobability\tdecision\treason\tsource\ttarget\n")
+            handle.write("margin\tprobability\tdecision\treason\tsource\ttarget\n")
             for j, i in enumerate(outside):
-                score = result.scores[j]
-                shown = "-" if np.isnan(score) else f"{score:.6f}"
-                handle.write(f"{mined[i].score:.6f}\t{shown}\t{result.probs[j]:.4f}\t"
-                             f"{'keep' if result.reasons[j] is None else 'drop'}\t{result.reasons[j] or '-'}\t"
-                             f"{pairs[i][0]}\t{pairs[i][1]}\n")
-        return [pairs[outside[j]] for j in result.kept]
+                handle.write(f"{scores[j]:.6f}\t{probs[j]:.4f}\t{'keep' if reasons[j] is None else 'drop'}\t"
+                             f"{reasons[j] or '-'}\t{pairs[i][0]}\t{pairs[i][1]}\n")
+        return kept
 
     def _write_summary(self, rounds: list[Round], status: str) -> None:
         best = max(rounds, key=lambda r: r.dev_p1, default=None)

@@ -108,14 +108,29 @@ def test_unknown_backend(cli, tiny_model, tmp_path):
     assert result.stderr.strip() == "wacse: error: --backend must be one of auto, torch, onnx, onnx-int8, not 'fast'"
 
 
-def test_auto_backend_is_torch_until_onnx_quality_is_measured(monkeypatch):
+def test_auto_backend_is_int8_on_a_cpu_with_onnxruntime(monkeypatch):
     monkeypatch.setattr(backends, "onnx_available", lambda: True)
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == "onnx-int8"
     assert resolve_backend("auto", torch.device("cuda")) == "torch"
     monkeypatch.setattr(backends, "onnx_available", lambda: False)
     assert resolve_backend("auto", torch.device("cpu")) == "torch"
     with pytest.raises(UsageError, match="--backend onnx-int8 runs on the CPU, but --device is cuda"):
         resolve_backend("onnx-int8", torch.device("cuda"))
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(tiny_model, monkeypatch, capsys):
+    from wacse_cli.errors import ModelError
+
+    def refuse(*args, **kwargs):
+        raise ModelError("cannot export this model to ONNX: unsupported operator", hint="use --backend torch")
+
+    monkeypatch.setattr(backends, "exported_graph", refuse)
+    encoder = load_encoder(tiny_model)
+    assert prepare_backend(encoder, tiny_model, "onnx-int8", fall_back=True) is None
+    assert capsys.readouterr().err == ("note: cannot export this model to ONNX: unsupported operator; embedding "
+                                       "with PyTorch instead (--backend torch skips the export)\n")
+    with pytest.raises(ModelError, match="unsupported operator"):
+        prepare_backend(encoder, tiny_model, "onnx-int8")
 
 
 @needs_onnx
@@ -124,8 +139,22 @@ def test_damaged_cached_graph_is_one_clear_error(tiny_model, wacse_home):
     from wacse_cli.model import fingerprint
 
     encoder = load_encoder(tiny_model)
-    graph = wacse_home / "onnx" / fingerprint(encoder, tiny_model) / "model.onnx"
+    graph = wacse_home / "onnx" / fingerprint(encoder, tiny_model) / backends.FP32_FILE
     graph.parent.mkdir(parents=True)
     graph.write_bytes(b"not a graph")
     with pytest.raises(ModelError, match=f"cannot load the exported graph .*; delete {graph.parent} to export"):
         prepare_backend(encoder, tiny_model, "onnx", progress=False)
+
+
+@needs_onnx
+def test_int8_keeps_the_first_half_of_the_feed_forward_outputs_in_fp32(tiny_model, onnx_cache):
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(next(onnx_cache.glob(f"*/{backends.INT8_FILE}")))).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    fp32 = [weights[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    layers = load_encoder(tiny_model).backbone.encoder.layer
+    assert len(layers) == 2 and len(fp32) == 1  # of two layers, the first layer's FFN output only
+    np.testing.assert_array_equal(fp32[0], layers[0].output.dense.weight.detach().numpy().T)
+

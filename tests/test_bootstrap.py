@@ -87,9 +87,9 @@ def test_rounds_stop_when_dev_stops_improving_and_mined_pairs_never_reach_dev(ti
     out = tmp_path / "run"
     run, calls = make_run(tiny_model, out, [0.5, 0.6, 0.55, 0.9], rounds=5)
     rounds = run.run()
-    assert [r.round for r in rounds] == [0, 1, 2]  # round 2 did not beat round 1
+    assert [r.round for r in rounds] == [0, 1, 2]  # round 2 fell below round 1
     summary = json.loads((out / "wacse.json").read_text(encoding="utf-8"))
-    assert summary["status"] == "dev P@1 stopped improving"
+    assert summary["status"] == "dev P@1 fell"
     assert (summary["best_round"], summary["best_model"]) == (1, str(out / "round-1" / "model"))
     dev = (out / "dev.en-kk.tsv").read_text(encoding="utf-8").splitlines()
     dev_sentences = {side for line in dev for side in line.split("\t")}
@@ -119,6 +119,12 @@ def test_calibrated_cut_keeps_the_margins_above_the_orphans():
     probs, cut = calibrated_cut(scores, negatives, reasons, 0.95)
     assert cut.threshold == 1.20 and cut.kept == 3 and probs[6] == 0.0
     assert probs[:3].tolist() == [1.0, 1.0, 1.0] and probs[3:6].max() < 0.95
+
+
+def test_a_saturated_dev_split_does_not_stop_the_rounds(tiny_model, tmp_path):
+    run, _ = make_run(tiny_model, tmp_path / "run", [1.0, 1.0, 1.0], rounds=2)
+    assert [r.round for r in run.run()] == [0, 1, 2]
+    assert json.loads((tmp_path / "run" / "wacse.json").read_text())["status"] == "ran 2 rounds"
 
 
 def test_resume_continues_after_the_last_finished_round(tiny_model, tmp_path):

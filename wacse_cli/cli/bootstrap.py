@@ -30,7 +30,7 @@ def bootstrap(
     json_out: opt.Json = False,
 ) -> None:
     """Train on the seed, then per round: mine the monolingual files with the current model, filter,
-    add the kept pairs, retrain; stop after --rounds or when dev P@1 stops improving."""
+    add the kept pairs, retrain; stop after --rounds or when dev P@1 falls."""
     import json
     from pathlib import Path
 

@@ -108,4 +108,4 @@ def load_embedder(model: str | None, pooling: str | None, prefix: str | None, ma
 
     name = resolve_backend(backend, resolve_device(device))  # a bad --backend fails before the model loads
     encoder = load_model(model, pooling, prefix, max_length, device, **kw)
-    return encoder, prepare_backend(encoder, model, name)
+    return encoder, prepare_backend(encoder, model, name, fall_back=backend == "auto")

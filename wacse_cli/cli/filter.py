@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import echo_json, load_model, local, note, report_errors
+from .common import echo_json, load_embedder, local, note, report_errors
 from .search import Index
 
 
@@ -29,6 +29,7 @@ def filter_pairs(
     max_length: opt.MaxLength = None,
     batch_size: opt.BatchSize = 64,
     device: opt.Device = "auto",
+    backend: opt.Backend = "auto",
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings.")] = True,
     json_out: opt.Json = False,
 ) -> None:
@@ -48,9 +49,10 @@ def filter_pairs(
     check_index(index)
     check_paths([file, local(model)], [output, scores])
     text = read_parallel(file, langs=langs, on_bad_line="skip")
-    encoder = load_model(model, pooling, prefix, max_length, device)
+    encoder, forward = load_embedder(model, pooling, prefix, max_length, device, backend)
     settings = FilterSettings(precision=precision, threshold=threshold, score=score, neighbours=neighbours, index=index)
-    result = run_filter(text, encoder, model, settings, cache=cache, batch_size=batch_size, max_length=max_length)
+    result = run_filter(text, encoder, model, settings, cache=cache, batch_size=batch_size, max_length=max_length,
+                        backend=forward)
     write_kept(output, text, result)
     if scores:
         write_scores(scores, result)

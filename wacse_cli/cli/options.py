@@ -39,8 +39,8 @@ Output = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Out
 Backend = Annotated[str, typer.Option(
     envvar="WACSE_BACKEND", metavar="BACKEND",
     help="Where the forward pass runs: torch, onnx (onnxruntime, CPU) or onnx-int8 (int8 weights, CPU); auto "
-         "(the default) is torch until the ONNX backends' retrieval quality is measured (pip install "
-         "'wacse[onnx]' for them). The ONNX graphs are exported once per model into the cache.")]
+         "(the default) is onnx-int8 on a CPU where onnxruntime is installed (pip install 'wacse[onnx]'), else "
+         "torch. The ONNX graphs are exported once per model into the cache.")]
 
 
 def hidden_alias(name: str, metavar: str = "CODE"):

@@ -52,8 +52,8 @@ def onnx_available() -> bool:
 
 def resolve_backend(name: str, device: torch.device) -> str:
     """The backend to run; ``auto`` is onnx-int8 on a CPU where onnxruntime is installed (on e5-small
-    1.8-2.0x sentence-transformers' ``encode``, every vector at cosine >= 0.995 to fp32, retrieval
-    P@1 unchanged to within 0.6 points: benchmarks/RESULTS.md), torch elsewhere."""
+    1.7-1.8x sentence-transformers' ``encode``, every vector at cosine >= 0.995 to fp32, retrieval
+    P@1 within 0.01 points: benchmarks/RESULTS.md), torch elsewhere."""
     if name not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not '{name}'")
     if name == "auto":

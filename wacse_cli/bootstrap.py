@@ -234,8 +234,9 @@ class Bootstrap:
         pairs = [(src_pool[p.src], tgt_pool[p.tgt]) for p in mined]
         record.heldout_precision, record.heldout_pairs = heldout_precision(pairs, self.seed.dev)
         dev_sets, orphan_sets = (set(dev_src), set(dev_tgt)), (set(orphan_src), set(orphan_tgt))
-        negatives = np.array([m.score for m, pair in zip(mined, pairs)
-                              if touches(pair, *orphan_sets) and not touches(pair, *dev_sets)])
+        seed_pairs = set(self.seed.train)  # an orphan mined with its own partner (both in the user's mono) is right
+        negatives = np.array([m.score for m, pair in zip(mined, pairs) if touches(pair, *orphan_sets)
+                              and not touches(pair, *dev_sets) and pair not in seed_pairs])
         outside = [i for i, pair in enumerate(pairs) if not touches(pair, *dev_sets) and not touches(pair, *orphan_sets)]
         reasons = apply_rules([pairs[i] for i in outside], self.seed.src_lang, self.seed.tgt_lang,
                               self.settings.filter.rules)

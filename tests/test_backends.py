@@ -158,3 +158,31 @@ def test_int8_keeps_the_first_half_of_the_feed_forward_outputs_in_fp32(tiny_mode
     assert len(layers) == 2 and len(fp32) == 1  # of two layers, the first layer's FFN output only
     np.testing.assert_array_equal(fp32[0], layers[0].output.dense.weight.detach().numpy().T)
 
+
+
+@needs_onnx
+def test_batches_run_at_once_give_the_sequential_vectors_in_order(tiny_model, exported):
+    encoder = load_encoder(tiny_model)
+    forward = prepare_backend(encoder, tiny_model, "onnx-int8", progress=False)
+    forward.workers = 3
+    ids = encoder.tokenizer(SENTENCES[:10], padding=True, return_tensors="np")
+    batches = [(ids["input_ids"][i:i + 2], ids["attention_mask"][i:i + 2], None, i) for i in range(0, 10, 2)]
+    results = list(forward.map(iter(batches)))
+    assert [batch[3] for batch, _ in results] == [0, 2, 4, 6, 8]
+    for batch, vectors in results:
+        np.testing.assert_array_equal(vectors, forward(*batch[:3]))
+
+
+@needs_onnx
+def test_attention_is_one_op_where_onnxruntime_runs_it(onnx_cache, monkeypatch):
+    import onnx
+    import onnxruntime
+
+    graph = onnx.load(str(next(onnx_cache.glob(f"*/{backends.FP32_FILE}")))).graph
+    attention = sum(node.op_type == "Attention" for node in graph.node)
+    newer = tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) >= (1, 23)
+    assert attention == (2 if newer else 0)  # one per layer of the two-layer tiny model
+    monkeypatch.setattr(onnxruntime, "__version__", "1.22.1")
+    assert backends._opset() is None
+    monkeypatch.setattr(onnxruntime, "__version__", "1.23.0")
+    assert backends._opset() == backends.ATTENTION_OPSET

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from wacse_cli.embed import embed_file, encode_lines, open_sentences, piece_path
+from wacse_cli.embed import embed_file, encode_lines, open_sentences
+from wacse_cli.shards import piece_path
 from wacse_cli.model import load_encoder
 
 from .conftest import demo_pairs

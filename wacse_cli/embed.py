@@ -8,19 +8,19 @@ first pass checks every line and counts them (a bad line stops the command befor
 and the output's shape is known up front), a second pass reads ``chunk_lines`` lines at a time,
 sorts and encodes them, and appends their rows to the ``.npy`` file. The file is written
 sequentially (header, then rows) to a temporary file that is renamed at the end, so it works for
-standard output too and a failed run leaves nothing behind. ``--shard I/N`` embeds the I-th of N
-equal line ranges into a piece file; :func:`merge_pieces` joins the pieces in input order.
+standard output too and a failed run leaves nothing behind (:mod:`wacse_cli.shards` writes it and
+joins the pieces of a ``--shard I/N`` run). On the ONNX backends several batches run at once, one
+per core (:meth:`wacse_cli.backends.OnnxForward.map`).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Iterator
 
 import numpy as np
 import torch
@@ -30,9 +30,9 @@ from .errors import InputError, UsageError
 from .io import atomic_output, bad_line, check_on_bad_line, decode_line, read_file_bytes
 from .model import SentenceEncoder
 from .progress import progress_bar
+from .shards import EmbedSummary, npy_writer
 
 CHUNK_LINES = 100_000  # lines sorted and encoded together; bounds memory, keeps batches well packed
-MERGE_ROWS = 65_536  # rows copied at a time when joining pieces
 DTYPES = ("float32", "float16")
 
 
@@ -80,6 +80,13 @@ def torch_forward(encoder: SentenceEncoder) -> Forward:
     return forward
 
 
+def _run_batches(forward: Forward, batches: Iterator[tuple]) -> Iterator[tuple[tuple, np.ndarray]]:
+    """``(batch, vectors)`` in order: several batches at once where the backend can (ONNX), one by one otherwise."""
+    if isinstance(forward, OnnxForward):
+        return forward.map(batches)
+    return ((batch, forward(*batch[:3])) for batch in batches)
+
+
 def warn_missing_lang(encoder: SentenceEncoder) -> None:
     """Once per encoder: a model trained with a language embedding embeds without it when no
     language is given, which is not how it was trained."""
@@ -123,13 +130,16 @@ def encode(
     own_bar = bar is None
     if own_bar:
         bar = progress_bar(total=len(sentences), desc=desc, unit="sent", disable=not progress, leave=False)
-    forward = backend or torch_forward(encoder)
-    with _eval_mode(encoder), torch.inference_mode(), inference_autocast(encoder.device):
+    def batches():
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
             input_ids, mask = _padded([ids[i] for i in chosen], pad_id)
             lang_ids = None if lang_id is None else np.full(len(chosen), lang_id, dtype=np.int64)
-            out[chosen] = forward(input_ids, mask, lang_ids)
+            yield input_ids, mask, lang_ids, chosen
+
+    with _eval_mode(encoder), torch.inference_mode(), inference_autocast(encoder.device):
+        for (*_, chosen), vectors in _run_batches(backend or torch_forward(encoder), batches()):
+            out[chosen] = vectors
             bar.update(len(chosen))
     if own_bar:
         bar.close()
@@ -280,68 +290,6 @@ def open_sentences(path: str, on_bad_line: str = "error") -> Iterator[SentenceFi
         yield text
 
 
-# ----------------------------------------------------------------------------- writing .npy files in pieces
-
-
-@contextlib.contextmanager
-def npy_writer(path: str, shape: tuple[int, int], dtype: str) -> Iterator[Callable[[np.ndarray], None]]:
-    """Yield ``append(rows)``: the ``.npy`` header is written first, then rows as they come.
-
-    The result is an ordinary ``.npy`` (``np.load(path, mmap_mode="r")`` maps it without reading
-    it); through :func:`wacse_cli.io.atomic_output` it appears only once every row is written.
-    """
-    written = 0
-    with atomic_output(path, "wb") as handle:
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(handle, header)
-
-        def append(rows: np.ndarray) -> None:
-            nonlocal written
-            handle.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
-            written += len(rows)
-
-        yield append
-        if written != shape[0]:
-            raise RuntimeError(f"wrote {written} rows of {shape[0]}")
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``: the third of four line ranges (ranges count from 0)."""
-    if text is None:
-        return 0, 1
-    index, _, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i, n = -1, 0
-    if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard must be I/N with 0 <= I < N, not '{text}'",
-                         hint="use 0/4, 1/4, 2/4 and 3/4 for four shards")
-    return i, n
-
-
-def shard_rows(lines: int, index: int, count: int) -> tuple[int, int]:
-    """Rows ``[start, end)`` of shard ``index`` of ``count``: equal ranges, the rest spread evenly."""
-    return lines * index // count, lines * (index + 1) // count
-
-
-def piece_path(output: str, index: int, count: int) -> str:
-    """Where shard ``index`` of ``count`` writes its rows: ``big.npy`` -> ``big.shard-2-of-4.npy``."""
-    stem = output.removesuffix(".npy")
-    return f"{stem}.shard-{index}-of-{count}.npy"
-
-
-@dataclass
-class EmbedSummary:
-    output: str
-    lines: int  # lines in the input
-    start: int  # first row written (row i is line i+1)
-    end: int  # one past the last row written
-    dimension: int
-    dtype: str
-    skipped: int  # bad lines in the range, written as zero rows
-
-
 def embed_file(
     encoder: SentenceEncoder,
     text: SentenceFile,
@@ -364,41 +312,3 @@ def embed_file(
         for chunk in text.chunks(start, end, chunk_lines):
             append(encode_lines(encoder, chunk, bar=bar, **kwargs))
     return EmbedSummary(output, text.lines, start, end, encoder.hidden_size, dtype, skipped)
-
-
-def _load_piece(path: str, expected: tuple[int, int], lines: int) -> np.ndarray:
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: no such piece", hint="run every shard (--shard I/N) before --merge")
-    try:
-        piece = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"not a readable .npy file ({exc})", where=path, hint="run that shard again") from None
-    if piece.ndim != 2 or len(piece) != expected[1] - expected[0]:
-        raise InputError(
-            f"has {len(piece)} rows, but lines {expected[0] + 1}-{expected[1]} of a {lines}-line input need "
-            f"{expected[1] - expected[0]}",
-            where=path, hint="run that shard again on the same input",
-        )
-    return piece
-
-
-def merge_pieces(output: str, lines: int, count: int) -> EmbedSummary:
-    """Join the ``count`` pieces of ``output`` (see :func:`piece_path`) in input order, block by
-    block so memory stays small, then delete the pieces."""
-    paths = [piece_path(output, i, count) for i in range(count)]
-    pieces = [_load_piece(p, shard_rows(lines, i, count), lines) for i, p in enumerate(paths)]
-    first = pieces[0]
-    for path, piece in zip(paths, pieces):
-        if piece.shape[1] != first.shape[1] or piece.dtype != first.dtype:
-            raise InputError(
-                f"has {piece.shape[1]} {piece.dtype} columns, but {paths[0]} has {first.shape[1]} {first.dtype}",
-                where=path, hint="embed every shard with the same model and --dtype",
-            )
-    with npy_writer(output, (lines, first.shape[1]), first.dtype.name) as append:
-        for piece in pieces:
-            for block in range(0, len(piece), MERGE_ROWS):
-                append(piece[block:block + MERGE_ROWS])
-    for path in paths:
-        os.unlink(path)
-    return EmbedSummary(output, lines, 0, lines, int(first.shape[1]), first.dtype.name, 0)
-

@@ -35,7 +35,8 @@ def embed(
     json_out: opt.Json = False,
 ) -> None:
     """Embed sentences into L2-normalised vectors (.npy, row i = line i), reading the file as a stream."""
-    from ..embed import DTYPES, embed_file, merge_pieces, open_sentences, parse_shard, piece_path, shard_rows
+    from ..embed import DTYPES, embed_file, open_sentences
+    from ..shards import merge_pieces, parse_shard, piece_path, shard_rows
     from ..errors import UsageError
     from ..outputs import check_paths
 

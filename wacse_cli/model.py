@@ -25,6 +25,8 @@ from torch import nn
 from .errors import ModelError, UsageError
 from .families import family_of, guessed_note
 from .hub_status import check_hub, is_offline, offline_reason
+from .mlm_head import MlmHead, check_trained_head
+from .st_files import plain_file_modes, write_sentence_transformers_files
 
 POOLINGS = ("cls", "mean")
 WACSE_FILE = "wacse.json"
@@ -195,8 +197,9 @@ def check_model_folder(folder: Path, name: str) -> None:
                          hint="pass a folder written by wacse train or save_pretrained, or a Hugging Face id")
 
 
-def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
-    """(tokenizer, encoder, mlm_head or None) from a Hub id or a local folder."""
+def load_backbone(name_or_path: str, *, with_mlm_head: bool = False, fresh_head: bool = False):
+    """(tokenizer, encoder, mlm_head or None) from a Hub id or a local folder; a checkpoint without
+    a trained MLM head is refused unless ``fresh_head`` (the head is then warmed up before use)."""
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     quiet_transformers()
@@ -215,33 +218,8 @@ def load_backbone(name_or_path: str, *, with_mlm_head: bool = False):
     except (OSError, ValueError, KeyError) as exc:
         raise load_error(name_or_path, exc) from None
     head_name = next(n for n, _ in mlm.named_children() if n != mlm.base_model_prefix)
-    check_trained_head(name_or_path, head_name, info.get("missing_keys", []))
-    return tokenizer, mlm.base_model, _MlmHead(getattr(mlm, head_name), head_name)
-
-
-def check_trained_head(name: str, head: str, missing_keys: list[str]) -> None:
-    """Refuse a masked-LM head that the checkpoint does not hold: transformers would fill it with
-    random weights, and AWP (or RTL) would quietly train against noise."""
-    untrained = sorted(k for k in missing_keys if k.startswith(head + "."))
-    if untrained:
-        raise ModelError(
-            f"model '{name}' has no trained masked-language-model head ({untrained[0]} is not in its checkpoint), "
-            "so aligned word prediction would train against random weights",
-            hint="set losses.awp=0 and losses.rtl=0 (TR and WTR need no head), or train from a model with an MLM "
-                 "head such as xlm-roberta-base",
-        )
-
-
-class _MlmHead(nn.Module):
-    """The checkpoint's MLM head (XLM-R's ``lm_head``, BERT's ``cls``), applied to chosen positions."""
-
-    def __init__(self, head: nn.Module, name: str):
-        super().__init__()
-        self.head = head
-        self.name = name
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.head(states)
+    trained = check_trained_head(name_or_path, head_name, info.get("missing_keys", []), warm_up=fresh_head)
+    return tokenizer, mlm.base_model, MlmHead(getattr(mlm, head_name), head_name, trained=trained)
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -348,64 +326,6 @@ class SentenceEncoder(nn.Module):
         plain_file_modes(folder)
 
 
-def plain_file_modes(folder: Path) -> None:
-    """Give every file the mode a new file gets here (0644 under the usual umask): some writers
-    (safetensors' temporary files) leave 0600, so one file would be unreadable to others."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
-
-
-def write_sentence_transformers_files(folder: Path, settings: EncoderSettings, dim: int) -> None:
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]
-    pooling = {
-        "word_embedding_dimension": dim,
-        "pooling_mode_cls_token": settings.pooling == "cls",
-        "pooling_mode_mean_tokens": settings.pooling == "mean",
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-    }
-    versions = {"sentence_transformers": _installed("sentence-transformers"), "wacse": _version()}
-    st_config: dict[str, Any] = {"__version__": {k: v for k, v in versions.items() if v}}
-    if settings.lang_embedding:
-        st_config["wacse_note"] = ("trained with a language-ID embedding that sentence-transformers does not apply; "
-                                   "wacse applies it with --lang (see wacse.json and lang_embedding.safetensors)")
-    if settings.prefix:
-        st_config.update(prompts={"query": settings.prefix, "document": settings.prefix}, default_prompt_name="query")
-    files = {
-        "modules.json": modules,
-        "1_Pooling/config.json": pooling,
-        "sentence_bert_config.json": {"max_seq_length": settings.max_length, "do_lower_case": False},
-        "config_sentence_transformers.json": st_config,
-    }
-    (folder / "1_Pooling").mkdir(exist_ok=True)
-    (folder / "2_Normalize").mkdir(exist_ok=True)
-    for name, content in files.items():
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-
-
-def _installed(package: str) -> str | None:
-    """The installed version of ``package``, or None (then the file does not claim one)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
 def load_encoder(
     name_or_path: str,
     *,
@@ -414,6 +334,7 @@ def load_encoder(
     max_length: int | None = None,
     device: str = "cpu",
     with_mlm_head: bool = False,
+    fresh_head: bool = False,
     lang_embedding_for: list[str] | None = None,
 ) -> SentenceEncoder:
     """Load an encoder; options left as None take the defaults stored with the model.
@@ -436,7 +357,7 @@ def load_encoder(
     stored_embedding = settings.lang_embedding
     if lang_embedding_for and not stored_embedding:
         settings.lang_embedding, settings.languages = True, list(lang_embedding_for)
-    tokenizer, backbone, head = load_backbone(name_or_path, with_mlm_head=with_mlm_head)
+    tokenizer, backbone, head = load_backbone(name_or_path, with_mlm_head=with_mlm_head, fresh_head=fresh_head)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(f"model '{name_or_path}' has no fast tokenizer", hint="use a model with tokenizer.json")
     encoder = SentenceEncoder(backbone, tokenizer, settings, name=meta.get("base_model") or name_or_path, mlm_head=head)

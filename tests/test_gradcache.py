@@ -46,6 +46,7 @@ def decoder(setup):
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 5])
 def test_gradcache_equals_the_full_batch(setup, chunk_size):
+    """One chunk: AWP's masked copies ride along in the sentences' pass; chunks encode them apart."""
     encoder, batch = setup
     weights = Losses(tr=0.8, awp=0.1, wtr=0.1)
     full = gradients(encoder, batch, weights, chunk_size=len(batch))

@@ -117,3 +117,35 @@ def test_word_vectors_average_subtokens():
     vectors, exists = word_vectors(states, words)
     torch.testing.assert_close(vectors[0, 0], torch.tensor([4.5, 5.5, 6.5], dtype=torch.float64))
     assert exists.tolist() == [[True, True]]
+
+
+def test_awp_rows_masks_a_share_and_scales_it_to_the_batch(encoder):
+    """awp_rows=0.5 of two sentences: AWP over the one drawn sentence's pairs only, times 2 (the
+    batch over the sentences masked), so that it estimates the whole batch's AWP."""
+    encoded = encode_examples(PAIRS, encoder.tokenizer, "", 32, ["en", "kk"])
+    batch = make_batch(encoded, encoder.tokenizer.pad_token_id, np.random.default_rng(3), 0, awp_rows=0.5)
+    chosen = batch.pairs.src_group >= 0
+    masked_rows = set(batch.pairs.rows[chosen].tolist())
+    assert len(masked_rows) == 1 and batch.awp_scale == 2.0
+    assert (batch.pairs.tgt_group[~chosen] == -1).all() and len(batch.pairs.rows) == 8  # WTR keeps every pair
+    only = type(batch)(batch.x, batch.y, type(batch.pairs)(*(t[chosen] for t in batch.pairs._fields())))
+    objective = WacseObjective(encoder, Losses(tr=0, awp=1, wtr=0))
+    with torch.no_grad():
+        value = objective.awp(batch, normalizer=4).item()
+    assert math.isclose(value, 2 * awp_by_hand(encoder, only), rel_tol=1e-9)
+    assert make_batch(encoded, 1, np.random.default_rng(3), 0).awp_scale == 1.0
+
+
+def test_awp_candidates_are_the_whole_vocabularys_logits_at_those_rows(encoder):
+    from wacse_cli.mlm_head import candidate_tokens
+
+    states = torch.randn(5, encoder.hidden_size, dtype=torch.float64)
+    targets = torch.tensor([7, 3, 7, 11, 250])
+    candidates, index = candidate_tokens(targets, encoder.mlm_head.decoder().out_features, 16,
+                                         torch.Generator().manual_seed(0))
+    assert len(candidates) <= 16 and torch.equal(candidates[index], targets)
+    full = encoder.mlm_logits(states)
+    torch.testing.assert_close(encoder.mlm_head.logits(states, candidates), full[:, candidates])
+    # AWP against the candidates: the cross-entropy of the targets among those rows only
+    restricted = F.cross_entropy(full[:, candidates], index)
+    assert restricted.item() < F.cross_entropy(full, targets).item()

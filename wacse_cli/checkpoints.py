@@ -31,6 +31,7 @@ class TrainState:
     best_score: float = -1.0
     dev_before: dict = field(default_factory=dict)
     dev_history: list = field(default_factory=list)
+    head_warmup: dict = field(default_factory=dict)  # the MLM head warm-up's report, when there was one
 
 
 def torch_rng_state() -> dict:

@@ -8,7 +8,8 @@ AWP masks a word and predicts its aligned word. Masking each aligned word in its
 sentence would cost one forward pass per word; instead each sentence's aligned words are dealt at
 random into at most ``mask_groups`` disjoint groups, and each group is masked in one copy (so a
 batch costs ``mask_groups`` extra passes per side at most). ``mask_groups=0`` masks one word per
-copy, the paper's scheme.
+copy, the paper's scheme. ``awp_rows`` < 1 masks only a random share of each batch's sentences
+(AWP's loss is scaled back up to the whole batch), so AWP costs that share of a side's pass.
 
 Multi-way rows (the same sentence in several languages) become one padded side of all their present
 cells, with each cell's place in the (rows, languages) grid.
@@ -108,6 +109,12 @@ def stack_sides(x: Side, y: Side, pad_id: int) -> Side:
                 torch.cat([padded(x.words, -1), padded(y.words, -1)]), torch.cat([x.lang, y.lang]))
 
 
+def concat_sides(first: Side, second: Side) -> Side:
+    """``first``'s rows then ``second``'s, both padded to the same length."""
+    return Side(*(torch.cat([a, b]) for a, b in zip((first.ids, first.mask, first.words, first.lang),
+                                                    (second.ids, second.mask, second.words, second.lang))))
+
+
 @dataclass
 class WordPairs:
     """Every aligned word pair of the batch: x_j in X, y_k in Y, and the AWP mask group of x_j
@@ -137,16 +144,18 @@ class Batch:
     x: Side
     y: Side
     pairs: WordPairs
+    awp_scale: float = 1.0  # batch size / sentences AWP masks (word pairs of the others have group -1)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def chunk(self, start: int, stop: int) -> "Batch":
         """Examples start..stop-1, trimmed to their own longest sentence."""
-        return Batch(_slice_side(self.x, start, stop), _slice_side(self.y, start, stop), self.pairs.select(slice(start, stop)))
+        return Batch(_slice_side(self.x, start, stop), _slice_side(self.y, start, stop),
+                     self.pairs.select(slice(start, stop)), self.awp_scale)
 
     def to(self, device) -> "Batch":
-        return Batch(self.x.to(device), self.y.to(device), self.pairs.to(device))
+        return Batch(self.x.to(device), self.y.to(device), self.pairs.to(device), self.awp_scale)
 
 
 def _slice_side(side: Side, start: int, stop: int) -> Side:
@@ -167,10 +176,16 @@ def _pad_side(encoded: list[Encoded], langs: list[int], pad_id: int) -> Side:
     return Side(ids, mask, words, torch.tensor(langs, dtype=torch.long))
 
 
-def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator, mask_groups: int = 2) -> Batch:
-    """Pad both sides and list every aligned word pair, with each word's AWP mask group."""
+def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator, mask_groups: int = 2,
+               awp_rows: float = 1.0) -> Batch:
+    """Pad both sides and list every aligned word pair, with each word's AWP mask group. With
+    ``awp_rows`` < 1, AWP masks only that share of the sentences (drawn at random; the others'
+    pairs get group -1) and ``awp_scale`` scales its loss back up to the whole batch."""
     x = _pad_side([p.src for p in pairs], [p.src_lang for p in pairs], pad_id)
     y = _pad_side([p.tgt for p in pairs], [p.tgt_lang for p in pairs], pad_id)
+    masked = set(range(len(pairs)))
+    if awp_rows < 1:
+        masked = set(rng.choice(len(pairs), size=max(1, round(awp_rows * len(pairs))), replace=False).tolist())
     columns: list[list[int]] = [[], [], [], [], []]
     for row, pair in enumerate(pairs):
         if not pair.links:
@@ -178,9 +193,10 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator, 
         src_group = mask_group_of([j for j, _ in pair.links], mask_groups, rng)
         tgt_group = mask_group_of([k for _, k in pair.links], mask_groups, rng)
         for j, k in pair.links:
-            for column, value in zip(columns, (row, j, k, src_group[j], tgt_group[k])):
+            groups = (src_group[j], tgt_group[k]) if row in masked else (-1, -1)
+            for column, value in zip(columns, (row, j, k, *groups)):
                 column.append(value)
-    return Batch(x, y, WordPairs(*(torch.tensor(c, dtype=torch.long) for c in columns)))
+    return Batch(x, y, WordPairs(*(torch.tensor(c, dtype=torch.long) for c in columns)), len(pairs) / len(masked))
 
 
 def mask_group_of(words: list[int], mask_groups: int, rng: np.random.Generator) -> dict[int, int]:

@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from . import losses as L
-from .data import Batch, MultiwayBatch, Side, masked_word_inputs, stack_sides, word_vectors
+from .data import Batch, MultiwayBatch, Side, concat_sides, masked_word_inputs, stack_sides, word_vectors
 from .distributed import SINGLE, Ranks
+from .mlm_head import candidate_tokens
 from .model import SentenceEncoder
 from .recipe import Losses
 from .rtl import RtlDecoder, rtl_logits
@@ -44,6 +45,18 @@ class StepLosses:
     wtr: float
     word_pairs: int
     rtl: float = 0.0
+
+
+@dataclass
+class MaskedCopies:
+    """AWP's input for one direction: sentences with aligned words masked, and what each masked
+    position predicts (see ``data.masked_word_inputs``)."""
+
+    side: Side
+    positions: Tensor  # (T, 2): (copy, token)
+    targets: Tensor  # (T,) token ids of the other side's aligned word
+    pair_index: Tensor  # (T,) word pair of each target
+    pairs: int  # the word pairs AWP scores in this direction
 
 
 class RandomState:
@@ -72,8 +85,10 @@ class WacseObjective:
 
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
                  symmetric: bool = True, autocast: torch.dtype | None = None, ranks: Ranks = SINGLE,
-                 decoder: RtlDecoder | None = None, rtl_both_directions: bool = True, joint_sides: bool | None = None):
+                 decoder: RtlDecoder | None = None, rtl_both_directions: bool = True, joint_sides: bool | None = None,
+                 awp_candidates: int = 0):
         self.encoder = encoder
+        self.awp_candidates = awp_candidates  # 0: AWP's softmax over the whole vocabulary
         self.weights = weights
         self.temperature = temperature
         self.symmetric = symmetric
@@ -95,15 +110,24 @@ class WacseObjective:
             vectors, states = self.encoder(side.ids, side.mask, lang)
         return L.full_precision(vectors), states
 
-    def encode_pair(self, batch: Batch):
-        """(x, x_states, y, y_states). With ``joint_sides`` (the default on a GPU, where the time of a
-        small pass goes into launching kernels, not arithmetic) both sides go through one forward
-        pass; otherwise each side is encoded at its own padded length, as padding costs arithmetic."""
-        if not self.joint_sides:
-            return (*self.encode_side(batch.x), *self.encode_side(batch.y))
-        vectors, states = self.encode_side(stack_sides(batch.x, batch.y, self.encoder.tokenizer.pad_token_id))
-        n = len(batch.x)
-        return vectors[:n], states[:n, :batch.x.ids.shape[1]], vectors[n:], states[n:, :batch.y.ids.shape[1]]
+    def encode_pair(self, batch: Batch, riders: list[MaskedCopies] | None = None):
+        """(x, x_states, y, y_states, riders' states). With ``joint_sides`` (the default on a GPU,
+        where the time of a small pass goes into launching kernels, not arithmetic) both sides go
+        through one forward pass; otherwise each side is encoded at its own padded length, as
+        padding costs arithmetic. ``riders`` (AWP's masked copies of X's and of Y's sentences) go
+        through the same passes as their side's sentences: one pass costs less than two."""
+        x_side, y_side = batch.x, batch.y
+        if riders:
+            x_side, y_side = concat_sides(x_side, riders[0].side), concat_sides(y_side, riders[1].side)
+        n, m = len(batch.x), len(batch.y)
+        if self.joint_sides:
+            vectors, states = self.encode_side(stack_sides(x_side, y_side, self.encoder.tokenizer.pad_token_id))
+            x, y = vectors[:len(x_side)], vectors[len(x_side):]
+            x_states, y_states = states[:len(x_side), :x_side.ids.shape[1]], states[len(x_side):, :y_side.ids.shape[1]]
+        else:
+            (x, x_states), (y, y_states) = self.encode_side(x_side), self.encode_side(y_side)
+        rider_states = [x_states[n:], y_states[m:]] if riders else None
+        return x[:n], x_states[:n], y[:m], y_states[:m], rider_states
 
     def tr(self, x: Tensor, y: Tensor) -> Tensor:
         x, y = self.ranks.gather(x, y)
@@ -120,23 +144,43 @@ class WacseObjective:
                                               self.temperature, normalizer)
         return forward + backward
 
-    def awp(self, batch: Batch, normalizer: float) -> Tensor:
-        """Both directions: mask x_j in X and predict y_k's subtokens, and the reverse; each word
-        pair's term is the mean over its predicted subtokens."""
+    def awp_copies(self, batch: Batch) -> list[MaskedCopies]:
+        """AWP's inputs, X's copies (predicting Y's words) then Y's: each sentence AWP uses, with
+        its aligned words masked (all of them unless recipe.awp_rows < 1)."""
         p = batch.pairs
-        terms = []
+        chosen = p.src_group >= 0
+        rows = p.rows[chosen]
+        copies = []
         for side, other, word, other_word, group in ((batch.x, batch.y, p.src_word, p.tgt_word, p.src_group),
                                                      (batch.y, batch.x, p.tgt_word, p.src_word, p.tgt_group)):
-            ids, rows, positions, targets, pair_index = masked_word_inputs(side, other, p.rows, word, other_word,
-                                                                           group, self.mask_id)
-            if len(targets) == 0:
+            ids, copy_rows, positions, targets, pair_index = masked_word_inputs(
+                side, other, rows, word[chosen], other_word[chosen], group[chosen], self.mask_id)
+            masked = Side(ids, side.mask[copy_rows], side.words[copy_rows], side.lang[copy_rows])
+            copies.append(MaskedCopies(masked, positions, targets, pair_index, len(rows)))
+        return copies
+
+    def awp(self, batch: Batch, normalizer: float, copies: list[MaskedCopies] | None = None,
+            states: list[Tensor | None] | None = None) -> Tensor:
+        """Both directions: mask x_j in X and predict y_k's subtokens, and the reverse; each word
+        pair's term is the mean over its predicted subtokens. ``states``: the copies' token states
+        where they rode along in the sentences' forward pass; otherwise they are encoded here."""
+        copies = self.awp_copies(batch) if copies is None else copies
+        terms = []
+        for i, copy in enumerate(copies):
+            if len(copy.targets) == 0:
                 continue
-            lang = side.lang[rows] if self.encoder.lang_embedding is not None else None
-            with self._context():
-                states = self.encoder.token_states(ids, side.mask[rows], lang)
+            copy_states = states[i] if states is not None else self.encode_side(copy.side)[1]
             # outside autocast: casting the vocabulary-sized decoder to bf16 on every call costs more than it saves
-            logits = self.encoder.mlm_logits(L.full_precision(states[positions[:, 0], positions[:, 1]]))
-            terms.append(L.aligned_word_prediction(logits, targets, pair_index, len(p.rows), normalizer))
+            masked = L.full_precision(copy_states[copy.positions[:, 0], copy.positions[:, 1]])
+            targets = copy.targets
+            if self.awp_candidates:
+                candidates, targets = candidate_tokens(targets, self.encoder.mlm_head.decoder().out_features,
+                                                       self.awp_candidates)
+                logits = self.encoder.mlm_head.logits(masked, candidates)
+            else:
+                logits = self.encoder.mlm_logits(masked)
+            terms.append(L.aligned_word_prediction(logits, targets, copy.pair_index, copy.pairs,
+                                                   normalizer / batch.awp_scale))
         return sum(terms) if terms else torch.zeros((), device=self.encoder.device)
 
     def rtl(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> Tensor:
@@ -153,11 +197,14 @@ class WacseObjective:
         return max(sum(int(side.mask[:, 1:].sum()) for side in targets), 1)
 
     def local(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float,
-              tokens: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+              tokens: int = 1, riders: list[MaskedCopies] | None = None,
+              rider_states: list[Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """(weighted AWP, WTR, RTL) of one chunk: AWP and WTR normalised by the whole batch's 2N word
         pairs, RTL by the whole batch's ``tokens`` target tokens."""
         zero = torch.zeros((), device=self.encoder.device)
-        awp = self.weights.awp * self.awp(batch, normalizer) if self.weights.awp and len(batch.pairs.rows) else zero
+        awp = zero
+        if self.weights.awp and len(batch.pairs.rows):
+            awp = self.weights.awp * self.awp(batch, normalizer, riders, rider_states)
         wtr = self.weights.wtr * self.wtr(batch, x_states, y_states, normalizer) if self.weights.wtr and len(batch.pairs.rows) else zero
         rtl = self.weights.rtl * self.rtl(batch, x_states, y_states, tokens) if self.weights.rtl else zero
         return awp, wtr, rtl
@@ -186,9 +233,12 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
     tr_share = weights.tr / ranks.world  # every rank computes the same global TR
     bounds = _bounds(len(batch), chunk_size)
     if len(bounds) == 1:
-        x, x_states, y, y_states = objective.encode_pair(batch)
+        # AWP's masked copies ride along in the sentences' pass; not with chunks (below), where the
+        # second pass must replay the first one's dropout exactly
+        riders = objective.awp_copies(batch) if weights.awp and len(batch.pairs.rows) else None
+        x, x_states, y, y_states, rider_states = objective.encode_pair(batch, riders)
         tr = objective.tr(x, y) if weights.tr else torch.zeros((), device=x.device)
-        terms = objective.local(batch, x_states, y_states, normalizer, tokens)
+        terms = objective.local(batch, x_states, y_states, normalizer, tokens, riders, rider_states)
         (tr_share * tr + sum(terms)).backward()
         sums = ranks.sum([float(t.detach()) for t in terms], x.device)
         return _report(weights.tr * float(tr.detach()) + sum(sums), float(tr.detach()), sums, weights, pairs)
@@ -201,7 +251,7 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
         with torch.no_grad():
             for chunk in chunks:
                 states.append(RandomState(_cuda_devices(objective.encoder)))
-                x, _, y, _ = objective.encode_pair(chunk)
+                x, _, y, _, _ = objective.encode_pair(chunk)
                 x_parts.append(x)
                 y_parts.append(y)
         x_all = torch.cat(x_parts).requires_grad_()
@@ -213,7 +263,7 @@ def train_step(objective: WacseObjective, batch: Batch, chunk_size: int) -> Step
     for i, ((start, stop), chunk) in enumerate(zip(bounds, chunks)):
         replay = states[i].replay() if states else contextlib.nullcontext()
         with replay:
-            x, x_states, y, y_states = objective.encode_pair(chunk)
+            x, x_states, y, y_states, _ = objective.encode_pair(chunk)
             surrogate = torch.zeros((), device=x.device)
             if x_grads is not None:
                 surrogate = (x * x_grads[start:stop]).sum() + (y * y_grads[start:stop]).sum()

@@ -68,6 +68,9 @@ class Recipe:
     temperature: float = 0.05
     tr_symmetric: bool = False  # false: TR from X to Y only (the paper's Eq. 9-10); true: both directions, averaged
     awp_mask_groups: int = 2  # AWP masks each sentence's aligned words in at most this many copies (0: one word a copy)
+    awp_rows: float = 1.0  # share of each batch's sentences that AWP masks, its loss scaled up to the whole batch
+    awp_candidates: int = 0  # AWP scores masked words against this many vocabulary rows (the targets, random others); 0: all
+    mlm_warmup_steps: int = 0  # a model without a trained MLM head: train one this long first (encoder frozen); 0: refuse it
     rtl_both_directions: bool = True  # RTL reconstructs Y from X and X from Y; false: only Y from X
     freeze_embeddings: bool = False
     grad_clip: float = 1.0
@@ -254,6 +257,10 @@ def validate_recipe(recipe: Recipe) -> None:
         (0 <= recipe.align.threshold <= (2 if recipe.align.aligner == "wspalign" else 1),
          f"align.threshold must be in [0, 1] ([0, 2] for wspalign), not {recipe.align.threshold}"),
         (recipe.awp_mask_groups >= 0, f"awp_mask_groups must be 0 (one word a copy) or more, not {recipe.awp_mask_groups}"),
+        (0 < recipe.awp_rows <= 1, f"awp_rows is a share of the batch in (0, 1], not {recipe.awp_rows}"),
+        (recipe.awp_candidates >= 0, f"awp_candidates must be 0 (the whole vocabulary) or more, not {recipe.awp_candidates}"),
+        (recipe.mlm_warmup_steps >= 0, f"mlm_warmup_steps must be 0 (refuse a model without a trained head) or more, "
+                                       f"not {recipe.mlm_warmup_steps}"),
     ]
     weights = recipe.losses
     checks.append((min(weights.tr, weights.awp, weights.wtr, weights.rtl) >= 0, "loss weights must not be negative"))

@@ -37,6 +37,7 @@ from .model import SentenceEncoder, load_encoder
 from .progress import progress_bar
 from .recipe import Recipe, validate_recipe
 from .run_folder import EXPORT_TMP, LOG_FILE, RECIPE_FILE, after_failure, check_run_folder, trim_log
+from .head_warmup import warm_up_head
 from .run_recipe import recipe_as_run
 from .training_data import DevSet, TrainingData, encode_training_data, load_training_data
 
@@ -53,7 +54,7 @@ class TrainingStopped(WacseError):
 def build_encoder(recipe: Recipe, languages: list[str], device: str) -> SentenceEncoder:
     encoder = load_encoder(
         recipe.model, pooling=recipe.pooling, prefix=recipe.prefix, max_length=recipe.eval_max_length, device=device,
-        with_mlm_head=bool(recipe.losses.awp or recipe.losses.rtl),
+        with_mlm_head=bool(recipe.losses.awp or recipe.losses.rtl), fresh_head=recipe.mlm_warmup_steps > 0,
         lang_embedding_for=languages if recipe.lang_embedding else None,
     )
     if recipe.freeze_embeddings:
@@ -65,7 +66,7 @@ def build_objective(encoder: SentenceEncoder, recipe: Recipe, ranks: Ranks = SIN
     """The recipe's losses on ``encoder``; with ``losses.rtl`` it holds the RTL decoder."""
     return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.tr_symmetric,
                           autocast=autocast_dtype(recipe.precision, encoder.device), ranks=ranks,
-                          rtl_both_directions=recipe.rtl_both_directions)
+                          rtl_both_directions=recipe.rtl_both_directions, awp_candidates=recipe.awp_candidates)
 
 
 def build_optimizer(encoder: SentenceEncoder, recipe: Recipe, decoder: torch.nn.Module | None = None):
@@ -145,8 +146,9 @@ class Trainer:
     def __init__(self, recipe: Recipe, out: str | Path, *, files: list[str] | None = None, resume: bool = False,
                  on_bad_line: str = "error", progress: bool = True, stop_after: int | None = None,
                  on_step: Callable[[int, dict], None] | None = None, langs: str | None = None,
-                 src_tgt: tuple[str, str] | None = None):
+                 src_tgt: tuple[str, str] | None = None, on_note: Callable[[str], None] | None = None):
         self.recipe, self.out, self.files = recipe, Path(out), files
+        self.on_note = on_note  # one-line messages for the user (the head warm-up's result)
         self.langs, self.src_tgt, self.skipped_lines = langs, src_tgt, 0
         self.resume, self.on_bad_line, self.progress = resume, on_bad_line, progress
         self.stop_after = stop_after  # for tests: stop (as if interrupted) after this many steps
@@ -211,7 +213,9 @@ class Trainer:
             state = self._restore(encoder, optimizer, scheduler, sampler, link_rng, objective.decoder)
             if ranks.is_main:
                 trim_log(self.out, state.step)
-        elif ranks.is_main:
+        else:
+            state.head_warmup = self._warm_up_head(encoder, encoded)
+        if not self.resume and ranks.is_main:
             state.dev_before = evaluate_dev(encoder, data.dev)
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / RECIPE_FILE).write_text(recipe_as_run(recipe, data, bool(self.src_tgt)), encoding="utf-8")
@@ -232,6 +236,23 @@ class Trainer:
         if ranks.is_main:
             ranks.barrier()
         return encoded
+
+    def _warm_up_head(self, encoder: SentenceEncoder, encoded: list[EncodedPair]) -> dict:
+        """Train a fresh MLM head (a model saved without one) before AWP uses it; every rank the
+        same head (rank 0's)."""
+        head = encoder.mlm_head
+        if head is None or head.trained:
+            return {}
+        recipe = self.recipe
+        sentences = [side for pair in encoded for side in (pair.src, pair.tgt)]
+        report = warm_up_head(encoder, sentences, steps=recipe.mlm_warmup_steps, batch_size=recipe.chunk_size,
+                              candidates=recipe.awp_candidates, seed=recipe.seed,
+                              progress=self.progress and self.ranks.is_main)
+        if self.ranks.active:
+            self.ranks.broadcast_parameters(encoder)
+        if self.on_note and self.ranks.is_main:
+            self.on_note(report.line())
+        return report.to_dict()
 
     def _restore(self, encoder, optimizer, scheduler, sampler, link_rng, decoder=None) -> TrainState:
         folder = complete_checkpoints(self.out)[-1]
@@ -269,7 +290,7 @@ class Trainer:
                     chosen = chosen[slice(*ranks.shard(len(chosen)))] if ranks.active else chosen
                     batch = make_multiway_batch(chosen, pad_id).to(encoder.device)
                 else:  # the global batch (its word pairs drawn as in one process); the step takes this rank's share
-                    batch = make_batch(chosen, pad_id, link_rng, recipe.awp_mask_groups).to(encoder.device)
+                    batch = make_batch(chosen, pad_id, link_rng, recipe.awp_mask_groups, recipe.awp_rows).to(encoder.device)
                 optimizer.zero_grad(set_to_none=True)
                 result = (multiway_step if data.multiway else train_step)(objective, batch, recipe.chunk_size)
                 record = self._apply_step(encoder, optimizer, scheduler, state, result)
@@ -337,6 +358,7 @@ class Trainer:
                 "train_pairs": n_train, "data": [Path(t.name).name for t in data.texts],
                 "languages": data.languages, "losses": self.recipe.to_dict()["losses"], **alignment,
                 "wall_time_s": round(wall, 1), "nonfinite_steps": state.nonfinite_total,
+                **({"mlm_head_warmup": state.head_warmup} if state.head_warmup else {}),
             },
             "dev_results_before": state.dev_before,
             "dev_results": best,

@@ -75,7 +75,8 @@ def train(
     check_paths([*inputs, alignments, recipe and recipe_path(recipe), local(resolved.model)], folder_output=out,
                 folder_inputs=inputs)
     trainer = Trainer(resolved, out, files=files, resume=resume, on_bad_line=on_bad_line, langs=langs,
-                      src_tgt=(src, tgt) if src else None, on_step=None if json_out else _dev_line(resolved.steps))
+                      src_tgt=(src, tgt) if src else None, on_step=None if json_out else _dev_line(resolved.steps),
+                      on_note=note)
     try:
         result = trainer.run()
     finally:

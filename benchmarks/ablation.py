@@ -5,8 +5,8 @@ Short trainings from one recipe, each the recipe with the other objectives' weig
 (exactly what ``wacse train --recipe R --set losses.awp=0 --set losses.wtr=0`` does for "TR only");
 an objective a variant turns on keeps the recipe's weight, or 0.1 where the recipe has it off.
 Data, dev split, steps and batch are shared, so within a seed the rows differ only in the
-objective. A variant the model cannot train (AWP on a model without an MLM head) is reported as
-refused. Prints one row per variant and seed, then per variant the mean, the sample standard
+objective. A variant the model cannot train (AWP on a model without an MLM head, unless the recipe
+warms one up with ``mlm_warmup_steps``) is reported as refused. Prints one row per variant and seed, then per variant the mean, the sample standard
 deviation and the range over seeds of dev P@1 (mean of both directions, over the language pairs)
 and of test P@1 on the ``--test`` files (scored as ``wacse eval retrieval`` scores them).
 

@@ -164,7 +164,8 @@ def _slice_side(side: Side, start: int, stop: int) -> Side:
     return Side(side.ids[start:stop, :length], mask[:, :length], side.words[start:stop, :length], side.lang[start:stop])
 
 
-def _pad_side(encoded: list[Encoded], langs: list[int], pad_id: int) -> Side:
+def pad_side(encoded: list[Encoded], langs: list[int], pad_id: int) -> Side:
+    """Sentences padded into one side of a batch."""
     length = max(len(e.ids) for e in encoded)
     ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(encoded), length), dtype=torch.long)
@@ -181,8 +182,8 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, rng: np.random.Generator, 
     """Pad both sides and list every aligned word pair, with each word's AWP mask group. With
     ``awp_rows`` < 1, AWP masks only that share of the sentences (drawn at random; the others'
     pairs get group -1) and ``awp_scale`` scales its loss back up to the whole batch."""
-    x = _pad_side([p.src for p in pairs], [p.src_lang for p in pairs], pad_id)
-    y = _pad_side([p.tgt for p in pairs], [p.tgt_lang for p in pairs], pad_id)
+    x = pad_side([p.src for p in pairs], [p.src_lang for p in pairs], pad_id)
+    y = pad_side([p.tgt for p in pairs], [p.tgt_lang for p in pairs], pad_id)
     masked = set(range(len(pairs)))
     if awp_rows < 1:
         masked = set(rng.choice(len(pairs), size=max(1, round(awp_rows * len(pairs))), replace=False).tolist())
@@ -287,7 +288,7 @@ class MultiwayBatch:
 def make_multiway_batch(rows: list[EncodedRow], pad_id: int) -> MultiwayBatch:
     placed = [(r, c, cell, row.langs[c]) for r, row in enumerate(rows) for c, cell in enumerate(row.cells)
               if cell is not None]
-    side = _pad_side([p[2] for p in placed], [p[3] for p in placed], pad_id)
+    side = pad_side([p[2] for p in placed], [p[3] for p in placed], pad_id)
     place = [torch.tensor([p[k] for p in placed], dtype=torch.long) for k in (0, 1)]
     return MultiwayBatch(side, place[0], place[1], (len(rows), len(rows[0].cells)))
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data import Encoded
+from .data import Encoded, pad_side
 from .mlm_head import candidate_tokens
 from .model import SentenceEncoder
 from .progress import progress_bar
@@ -57,13 +57,10 @@ def masked_batch(sentences: list[Encoded], mask_id: int, pad_id: int, rng: np.ra
                  special: set[int] = frozenset()):
     """(ids (B, L), attention mask, positions (T, 2), original ids (T,)): 15% of each sentence's
     maskable tokens (at least one) replaced by the mask token."""
-    length = max(len(s.ids) for s in sentences)
-    ids = torch.full((len(sentences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sentences), length), dtype=torch.long)
+    side = pad_side(sentences, [0] * len(sentences), pad_id)
+    ids, mask = side.ids, side.mask
     positions = []
     for row, sentence in enumerate(sentences):
-        ids[row, :len(sentence.ids)] = torch.tensor(sentence.ids)
-        mask[row, :len(sentence.ids)] = 1
         words = maskable(sentence, special)
         if words:
             chosen = rng.choice(words, size=max(1, round(MASK_SHARE * len(words))), replace=False)

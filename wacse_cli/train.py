@@ -33,11 +33,11 @@ from .embed import encode
 from .errors import UsageError, WacseError
 from .evaluate import retrieval_accuracy
 from .gradcache import WacseObjective, multiway_step, train_step
+from .head_warmup import warm_up_head
 from .model import SentenceEncoder, load_encoder
 from .progress import progress_bar
 from .recipe import Recipe, validate_recipe
 from .run_folder import EXPORT_TMP, LOG_FILE, RECIPE_FILE, after_failure, check_run_folder, trim_log
-from .head_warmup import warm_up_head
 from .run_recipe import recipe_as_run
 from .training_data import DevSet, TrainingData, encode_training_data, load_training_data
 

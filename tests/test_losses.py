@@ -42,6 +42,19 @@ def test_word_translation_ranking_by_hand():
                         rel_tol=1e-6)
 
 
+def test_batch_word_translation_ranking_by_hand():
+    query = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    candidates = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 0.0]])
+    excluded = torch.tensor([[False, False, False, True], [False, False, False, False]])
+    positive = torch.tensor([0, 1])
+    # pair 0: cosines [1, 0, 1/sqrt 2], the 4th left out -> -ln(e / (e + 1 + e^0.7071))
+    # pair 1: cosines [0, 1, 1/sqrt 2, 0] -> -ln(e / (1 + e + e^0.7071 + 1))
+    r = math.exp(1 / math.sqrt(2))
+    p0, p1 = -math.log(math.e / (math.e + 1 + r)), -math.log(math.e / (2 + math.e + r))
+    value = L.batch_word_translation_ranking(query, candidates, excluded, positive, 1.0, normalizer=4).item()
+    assert math.isclose(value, (p0 + p1) / 4, rel_tol=1e-6)
+
+
 def test_multiway_is_the_mean_of_pairwise_tr():
     torch.manual_seed(0)
     vectors = torch.randn(4, 3, 5)

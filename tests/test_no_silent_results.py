@@ -180,6 +180,7 @@ RECIPE_CASES = {
     "losses.tr=-inf": "recipe: losses.tr must be a finite number, not -inf; fix the recipe or the --set option",
     "seed=-1": "recipe: seed must be between 0 and 2**32 - 1, not -1; fix the recipe or the --set option",
     "weight_decay=-0.1": "recipe: weight_decay must not be negative, not -0.1; fix the recipe or the --set option",
+    "wtr_negatives=all": "recipe: wtr_negatives must be sentence or batch, not 'all'; fix the recipe or the --set option",
     "steps=many": "--set: recipe field 'steps' must be int, not 'many'; fix the recipe or the --set option",
 }
 

@@ -111,6 +111,54 @@ def test_wtr_sums_every_pair_both_directions_over_2n(encoder):
     assert math.isclose(value, wtr_by_hand(encoder, batch, 0.5), rel_tol=1e-9)
 
 
+REPEATED = PAIRS + [  # "терезе" and "ашылады" again: copies of a positive that must not be its negatives
+    Example("open the window", "терезе ашылады", "en", "kk", [(0, 1), (2, 0)]),
+]
+
+
+def batch_wtr_by_hand(encoder, batch, temperature: float) -> float:
+    """Each pair's word against every word of every sentence on the other side, leaving out the
+    other sentences' words with the positive's very subtokens; / 2N."""
+    p, total = batch.pairs, 0.0
+    with torch.no_grad():
+        states = {"x": encoder.token_states(batch.x.ids, batch.x.mask),
+                  "y": encoder.token_states(batch.y.ids, batch.y.mask)}
+    sides = {"x": batch.x, "y": batch.y}
+
+    def words_of(name):  # [(row, word, subtoken ids, vector)]
+        side, out = sides[name], []
+        for row in range(len(side.ids)):
+            for w in range(int(side.words[row].max()) + 1):
+                tokens = word_tokens(side, row, w)
+                out.append((row, w, side.ids[row, tokens].tolist(), states[name][row, tokens].mean(0)))
+        return out
+
+    for n in range(len(p.rows)):
+        row, j, k = int(p.rows[n]), int(p.src_word[n]), int(p.tgt_word[n])
+        for mine, theirs, word, positive in (("x", "y", j, k), ("y", "x", k, j)):
+            query = states[mine][row, word_tokens(sides[mine], row, word)].mean(0)
+            candidates = words_of(theirs)
+            gold = next(c for c in candidates if c[:2] == (row, positive))
+            kept = [c for c in candidates if c is gold or c[2] != gold[2]]
+            logits = torch.stack([F.cosine_similarity(query, c[3], 0) for c in kept]) / temperature
+            total += -torch.log_softmax(logits, 0)[kept.index(gold)].item()
+    return total / (2 * len(batch))
+
+
+def test_batch_wtr_takes_every_word_of_the_batch_but_the_positives_copies(encoder):
+    encoded = encode_examples(REPEATED, encoder.tokenizer, "", 32, ["en", "kk"])
+    batch = make_batch(encoded, encoder.tokenizer.pad_token_id, np.random.default_rng(0), 2)
+    objective = WacseObjective(encoder, Losses(tr=0, awp=0, wtr=1), temperature=0.5, wtr_negatives="batch")
+    with torch.no_grad():
+        x_states = encoder.token_states(batch.x.ids, batch.x.mask)
+        y_states = encoder.token_states(batch.y.ids, batch.y.mask)
+        value = objective.wtr(batch, x_states, y_states, normalizer=2 * len(batch)).item()
+    assert math.isclose(value, batch_wtr_by_hand(encoder, batch, 0.5), rel_tol=1e-9)
+    sentence_only = WacseObjective(encoder, Losses(tr=0, awp=0, wtr=1), temperature=0.5)
+    with torch.no_grad():
+        assert sentence_only.wtr(batch, x_states, y_states, normalizer=2 * len(batch)).item() < value
+
+
 def test_word_vectors_average_subtokens():
     states = torch.arange(12, dtype=torch.float64).reshape(1, 4, 3)
     words = torch.tensor([[-1, 0, 0, 1]])

@@ -306,6 +306,14 @@ def word_vectors(states: torch.Tensor, words: torch.Tensor, n_words: int | None 
     return vectors, counts > 0
 
 
+def word_keys(ids: torch.Tensor, words: torch.Tensor, n_words: int) -> torch.Tensor:
+    """(B, W, 3) a key per word that two words share when they have the same subtokens:
+    (count, sum of ids + 1, sum of their squares), in float64 where those sums are exact."""
+    assign = (words.unsqueeze(-1) == torch.arange(max(n_words, 1), device=words.device)).double()  # (B, L, W)
+    token = ids.double().unsqueeze(-1) + 1  # (B, L, 1)
+    return torch.stack([assign.sum(1), (assign * token).sum(1), (assign * token ** 2).sum(1)], dim=-1)
+
+
 def masked_word_inputs(side: Side, other: Side, rows: torch.Tensor, word: torch.Tensor, other_word: torch.Tensor,
                        group: torch.Tensor, mask_id: int):
     """AWP inputs for word pairs (rows[p], word[p]) -> (rows[p], other_word[p]).

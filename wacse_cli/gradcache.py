@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from . import losses as L
-from .data import Batch, MultiwayBatch, Side, concat_sides, masked_word_inputs, stack_sides, word_vectors
+from .data import (Batch, MultiwayBatch, Side, concat_sides, masked_word_inputs, stack_sides, word_keys,
+                   word_vectors)
 from .distributed import SINGLE, Ranks
 from .mlm_head import candidate_tokens
 from .model import SentenceEncoder
@@ -86,8 +87,9 @@ class WacseObjective:
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
                  symmetric: bool = True, autocast: torch.dtype | None = None, ranks: Ranks = SINGLE,
                  decoder: RtlDecoder | None = None, rtl_both_directions: bool = True, joint_sides: bool | None = None,
-                 awp_candidates: int = 0):
+                 awp_candidates: int = 0, wtr_negatives: str = "sentence"):
         self.encoder = encoder
+        self.wtr_negatives = wtr_negatives  # sentence: the paper's WTR; batch: every word of the batch
         self.awp_candidates = awp_candidates  # 0: AWP's softmax over the whole vocabulary
         self.weights = weights
         self.temperature = temperature
@@ -134,15 +136,32 @@ class WacseObjective:
         return L.translation_ranking(x, y, self.temperature, self.symmetric)
 
     def wtr(self, batch: Batch, x_states: Tensor, y_states: Tensor, normalizer: float) -> Tensor:
-        """Both directions: x_j against every word of Y, and y_k against every word of X."""
+        """Both directions: x_j against every word of Y, and y_k against every word of X (with
+        ``wtr_negatives == "batch"``: against every word of the batch's Y, or X)."""
         p = batch.pairs
         wx, x_exists = word_vectors(L.full_precision(x_states), batch.x.words)
         wy, y_exists = word_vectors(L.full_precision(y_states), batch.y.words)
+        if self.wtr_negatives == "batch":
+            return (self._batch_wtr(wx[p.rows, p.src_word], batch.y, wy, y_exists, p.rows, p.tgt_word, normalizer)
+                    + self._batch_wtr(wy[p.rows, p.tgt_word], batch.x, wx, x_exists, p.rows, p.src_word, normalizer))
         forward = L.word_translation_ranking(wx[p.rows, p.src_word], wy[p.rows], y_exists[p.rows], p.tgt_word,
                                              self.temperature, normalizer)
         backward = L.word_translation_ranking(wy[p.rows, p.tgt_word], wx[p.rows], x_exists[p.rows], p.src_word,
                                               self.temperature, normalizer)
         return forward + backward
+
+    def _batch_wtr(self, query: Tensor, other: Side, vectors: Tensor, exists: Tensor, rows: Tensor, word: Tensor,
+                   normalizer: float) -> Tensor:
+        """The query words against every word of ``other`` in the batch; the aligned word's copies
+        in other sentences (same subtokens) are left out rather than counted as negatives."""
+        n_words = vectors.shape[1]
+        keys = word_keys(other.ids, other.words, n_words).flatten(0, 1)  # (B*W, 3)
+        positive = rows * n_words + word
+        same_word = (keys.unsqueeze(0) == keys[positive].unsqueeze(1)).all(-1)  # (P, B*W)
+        same_word[torch.arange(len(positive), device=positive.device), positive] = False
+        excluded = same_word | ~exists.flatten().unsqueeze(0)
+        return L.batch_word_translation_ranking(query, vectors.flatten(0, 1), excluded, positive,
+                                                self.temperature, normalizer)
 
     def awp_copies(self, batch: Batch) -> list[MaskedCopies]:
         """AWP's inputs, X's copies (predicting Y's words) then Y's: each sentence AWP uses, with

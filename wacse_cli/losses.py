@@ -81,6 +81,25 @@ def word_translation_ranking(query: Tensor, candidates: Tensor, candidate_mask: 
     return _normalise(per_pair.sum(), len(query), normalizer)
 
 
+def batch_word_translation_ranking(query: Tensor, candidates: Tensor, excluded: Tensor, positive: Tensor,
+                                   temperature: float = 0.05, normalizer: float | None = None) -> Tensor:
+    """WTR with the batch's words as negatives: x_j against every word of every Y in the batch.
+
+    ``query`` (P, d) as in :func:`word_translation_ranking`; ``candidates`` (N, d) every word of the
+    batch's Y sentences, flattened; ``excluded`` (P, N) True for candidates left out of pair p's
+    softmax (padding, and the same word as the positive elsewhere in the batch); ``positive`` (P,)
+    the index of the aligned word among the N::
+
+        WTR = 1/normalizer sum_p -log softmax_n( cos(q_p, c_n) / tau  over n not excluded )[positive_p]
+    """
+    if len(query) == 0:
+        return candidates.sum() * 0.0
+    logits = cosine_logits(full_precision(query), full_precision(candidates), temperature)
+    logits = logits.masked_fill(excluded, torch.finfo(logits.dtype).min)
+    per_pair = F.cross_entropy(logits, positive, reduction="none")
+    return _normalise(per_pair.sum(), len(query), normalizer)
+
+
 def multiway_ranking(vectors: Tensor, present: Tensor, temperature: float = 0.05, symmetric: bool = True) -> Tensor:
     """Multi-way contrastive loss: every language is an anchor.
 

@@ -299,17 +299,21 @@ def make_multiway_batch(rows: list[EncodedRow], pad_id: int) -> MultiwayBatch:
 def word_vectors(states: torch.Tensor, words: torch.Tensor, n_words: int | None = None):
     """(B, W, d) mean of each word's subtoken states and a (B, W) mask of the words that exist."""
     n_words = n_words if n_words is not None else int(words.max()) + 1 if words.numel() else 0
-    n_words = max(n_words, 1)
-    assign = (words.unsqueeze(-1) == torch.arange(n_words, device=words.device)).to(states.dtype)  # (B, L, W)
+    assign = _word_assignment(words, n_words, states.dtype)
     counts = assign.sum(1)  # (B, W)
     vectors = assign.transpose(1, 2) @ states / counts.clamp(min=1).unsqueeze(-1)
     return vectors, counts > 0
 
 
+def _word_assignment(words: torch.Tensor, n_words: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, L, W): 1 where token l belongs to word w."""
+    return (words.unsqueeze(-1) == torch.arange(max(n_words, 1), device=words.device)).to(dtype)
+
+
 def word_keys(ids: torch.Tensor, words: torch.Tensor, n_words: int) -> torch.Tensor:
     """(B, W, 3) a key per word that two words share when they have the same subtokens:
     (count, sum of ids + 1, sum of their squares), in float64 where those sums are exact."""
-    assign = (words.unsqueeze(-1) == torch.arange(max(n_words, 1), device=words.device)).double()  # (B, L, W)
+    assign = _word_assignment(words, n_words, torch.float64)
     token = ids.double().unsqueeze(-1) + 1  # (B, L, 1)
     return torch.stack([assign.sum(1), (assign * token).sum(1), (assign * token ** 2).sum(1)], dim=-1)
 

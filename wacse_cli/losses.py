@@ -76,9 +76,7 @@ def word_translation_ranking(query: Tensor, candidates: Tensor, candidate_mask: 
     if len(query) == 0:
         return candidates.sum() * 0.0
     logits = (F.normalize(query, dim=-1).unsqueeze(1) * F.normalize(candidates, dim=-1)).sum(-1) / temperature
-    logits = logits.masked_fill(~candidate_mask, torch.finfo(logits.dtype).min)
-    per_pair = F.cross_entropy(full_precision(logits), positive, reduction="none")
-    return _normalise(per_pair.sum(), len(query), normalizer)
+    return _ranking(full_precision(logits), ~candidate_mask, positive, normalizer)
 
 
 def batch_word_translation_ranking(query: Tensor, candidates: Tensor, excluded: Tensor, positive: Tensor,
@@ -94,10 +92,14 @@ def batch_word_translation_ranking(query: Tensor, candidates: Tensor, excluded: 
     """
     if len(query) == 0:
         return candidates.sum() * 0.0
-    logits = cosine_logits(full_precision(query), full_precision(candidates), temperature)
-    logits = logits.masked_fill(excluded, torch.finfo(logits.dtype).min)
-    per_pair = F.cross_entropy(logits, positive, reduction="none")
-    return _normalise(per_pair.sum(), len(query), normalizer)
+    return _ranking(cosine_logits(full_precision(query), full_precision(candidates), temperature), excluded, positive,
+                    normalizer)
+
+
+def _ranking(logits: Tensor, excluded: Tensor, positive: Tensor, normalizer: float | None) -> Tensor:
+    """Sum over rows of -log softmax(logits, the excluded left out)[positive], / normalizer."""
+    per_row = F.cross_entropy(logits.masked_fill(excluded, torch.finfo(logits.dtype).min), positive, reduction="none")
+    return _normalise(per_row.sum(), len(logits), normalizer)
 
 
 def multiway_ranking(vectors: Tensor, present: Tensor, temperature: float = 0.05, symmetric: bool = True) -> Tensor:

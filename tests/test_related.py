@@ -1,4 +1,5 @@
 """RTL and multi-way training against hand computations; multi-way data end to end; the ablation script."""
+import contextlib
 import importlib.util
 import itertools
 import json
@@ -16,7 +17,8 @@ from wacse_cli.gradcache import WacseObjective, multiway_step
 from wacse_cli.io import read_multiway
 from wacse_cli.model import load_encoder
 from wacse_cli.recipe import Losses
-from wacse_cli.rtl import RtlDecoder
+from wacse_cli.mlm_head import candidate_tokens
+from wacse_cli.rtl import RtlDecoder, rtl_logits
 
 from .conftest import demo_pairs
 
@@ -75,6 +77,28 @@ def test_rtl_equals_the_steps_assembled_by_hand(encoder, both):
         value = objective.rtl(batch, x_states, y_states, objective.rtl_tokens(batch))
         expected = rtl_by_hand(encoder, decoder, pairs, both)
     assert value.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_rtl_candidates_score_the_targets_among_those_rows_of_the_full_logits(encoder):
+    pairs = [p for p in demo_pairs("kk") if len(p[0].split()) > 1][:4]
+    encoded = encode_examples([Example(a, b, "en", "kk") for a, b in pairs], encoder.tokenizer, "", 32, ["en", "kk"])
+    batch = make_batch(encoded, encoder.tokenizer.pad_token_id, np.random.default_rng(0))
+    decoder = RtlDecoder.from_encoder(encoder)
+    objective = WacseObjective(encoder, Losses(tr=0, awp=0, wtr=0, rtl=1), decoder=decoder, rtl_candidates=64)
+    vocab = encoder.mlm_head.decoder().out_features
+    with torch.no_grad():
+        (_, x_states), (_, y_states) = objective.encode_side(batch.x), objective.encode_side(batch.y)
+        tokens = objective.rtl_tokens(batch)
+        torch.manual_seed(5)
+        value = objective.rtl(batch, x_states, y_states, tokens).item()
+        torch.manual_seed(5)
+        expected = 0.0
+        for states, source, target in [(x_states, batch.x, batch.y), (y_states, batch.y, batch.x)]:
+            logits, targets = rtl_logits(decoder, encoder, states, source, target, contextlib.nullcontext())
+            rows, index = candidate_tokens(targets, vocab, 64)
+            assert len(rows) <= 64 < vocab and torch.equal(rows[index], targets)
+            expected += float(F.cross_entropy(logits[:, rows], index, reduction="sum")) / tokens
+    assert value == pytest.approx(expected, rel=1e-9)
 
 
 def test_rtl_refuses_an_encoder_without_the_layout(encoder):

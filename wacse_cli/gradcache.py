@@ -87,10 +87,11 @@ class WacseObjective:
     def __init__(self, encoder: SentenceEncoder, weights: Losses, *, temperature: float = 0.05,
                  symmetric: bool = True, autocast: torch.dtype | None = None, ranks: Ranks = SINGLE,
                  decoder: RtlDecoder | None = None, rtl_both_directions: bool = True, joint_sides: bool | None = None,
-                 awp_candidates: int = 0, wtr_negatives: str = "sentence"):
+                 awp_candidates: int = 0, wtr_negatives: str = "sentence", rtl_candidates: int = 0):
         self.encoder = encoder
         self.wtr_negatives = wtr_negatives  # sentence: the paper's WTR; batch: every word of the batch
         self.awp_candidates = awp_candidates  # 0: AWP's softmax over the whole vocabulary
+        self.rtl_candidates = rtl_candidates  # 0: RTL's softmax over the whole vocabulary
         self.weights = weights
         self.temperature = temperature
         self.symmetric = symmetric
@@ -206,7 +207,7 @@ class WacseObjective:
         """X's token states reconstruct Y's tokens (and, with both directions, Y's reconstruct X's)."""
         directions = [(x_states, batch.x, batch.y), (y_states, batch.y, batch.x)][:2 if self.rtl_both_directions else 1]
         terms = [L.representation_translation(*rtl_logits(self.decoder, self.encoder, states, source, target,
-                                                             self._context()), normalizer)
+                                                             self._context(), self.rtl_candidates), normalizer)
                  for states, source, target in directions]
         return sum(terms)
 

@@ -73,6 +73,7 @@ class Recipe:
     mlm_warmup_steps: int = 0  # a model without a trained MLM head: train one this long first (encoder frozen); 0: refuse it
     wtr_negatives: str = "sentence"  # sentence: x_j against the words of its own Y (the paper); batch: every Y's words in the chunk
     rtl_both_directions: bool = True  # RTL reconstructs Y from X and X from Y; false: only Y from X
+    rtl_candidates: int = 0  # RTL scores its target tokens against this many vocabulary rows, as awp_candidates; 0: all
     freeze_embeddings: bool = False
     grad_clip: float = 1.0
     losses: Losses = field(default_factory=Losses)
@@ -260,6 +261,7 @@ def validate_recipe(recipe: Recipe) -> None:
         (recipe.awp_mask_groups >= 0, f"awp_mask_groups must be 0 (one word a copy) or more, not {recipe.awp_mask_groups}"),
         (0 < recipe.awp_rows <= 1, f"awp_rows is a share of the batch in (0, 1], not {recipe.awp_rows}"),
         (recipe.awp_candidates >= 0, f"awp_candidates must be 0 (the whole vocabulary) or more, not {recipe.awp_candidates}"),
+        (recipe.rtl_candidates >= 0, f"rtl_candidates must be 0 (the whole vocabulary) or more, not {recipe.rtl_candidates}"),
         (recipe.wtr_negatives in ("sentence", "batch"), f"wtr_negatives must be sentence or batch, not '{recipe.wtr_negatives}'"),
         (recipe.mlm_warmup_steps >= 0, f"mlm_warmup_steps must be 0 (refuse a model without a trained head) or more, "
                                        f"not {recipe.mlm_warmup_steps}"),

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .data import Side
 from .errors import ModelError
 from .losses import full_precision
+from .mlm_head import candidate_tokens
 
 DECODER_LAYERS = 2
 
@@ -83,12 +84,19 @@ def target_slots(encoder, target: Side) -> Tensor:
     return encoder.backbone.embeddings(inputs_embeds=embeds)
 
 
-def rtl_logits(decoder: RtlDecoder, encoder, source_states: Tensor, source: Side, target: Side, context):
+def rtl_logits(decoder: RtlDecoder, encoder, source_states: Tensor, source: Side, target: Side, context,
+               candidates: int = 0):
     """(logits (T, V), target ids (T,)): the decoder under ``context`` (autocast), the MLM head in
-    full precision (casting the vocabulary-sized head to bf16 on every call costs more than it saves)."""
+    full precision (casting the vocabulary-sized head to bf16 on every call costs more than it saves).
+    With ``candidates``, the logits of the targets plus random tokens only (V = ``candidates``) and
+    each target's index among them."""
     with context:
-        states = decoder.translate(encoder, source_states, source, target)
-    return encoder.mlm_logits(full_precision(states)), target.ids[predicted_positions(target)]
+        states = full_precision(decoder.translate(encoder, source_states, source, target))
+    targets = target.ids[predicted_positions(target)]
+    if not candidates:
+        return encoder.mlm_logits(states), targets
+    rows, targets = candidate_tokens(targets, encoder.mlm_head.decoder().out_features, candidates)
+    return encoder.mlm_head.logits(states, rows), targets
 
 
 def _attention_mask(config, mask: Tensor, hidden: Tensor):

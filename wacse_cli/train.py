@@ -67,7 +67,7 @@ def build_objective(encoder: SentenceEncoder, recipe: Recipe, ranks: Ranks = SIN
     return WacseObjective(encoder, recipe.losses, temperature=recipe.temperature, symmetric=recipe.tr_symmetric,
                           autocast=autocast_dtype(recipe.precision, encoder.device), ranks=ranks,
                           rtl_both_directions=recipe.rtl_both_directions, awp_candidates=recipe.awp_candidates,
-                          wtr_negatives=recipe.wtr_negatives)
+                          rtl_candidates=recipe.rtl_candidates, wtr_negatives=recipe.wtr_negatives)
 
 
 def build_optimizer(encoder: SentenceEncoder, recipe: Recipe, decoder: torch.nn.Module | None = None):

@@ -32,7 +32,7 @@ from . import losses as L
 from .data import (Batch, MultiwayBatch, Side, concat_sides, masked_word_inputs, stack_sides, word_keys,
                    word_vectors)
 from .distributed import SINGLE, Ranks
-from .mlm_head import candidate_tokens
+from .mlm_head import scored_targets
 from .model import SentenceEncoder
 from .recipe import Losses
 from .rtl import RtlDecoder, rtl_logits
@@ -192,13 +192,7 @@ class WacseObjective:
             copy_states = states[i] if states is not None else self.encode_side(copy.side)[1]
             # outside autocast: casting the vocabulary-sized decoder to bf16 on every call costs more than it saves
             masked = L.full_precision(copy_states[copy.positions[:, 0], copy.positions[:, 1]])
-            targets = copy.targets
-            if self.awp_candidates:
-                candidates, targets = candidate_tokens(targets, self.encoder.mlm_head.decoder().out_features,
-                                                       self.awp_candidates)
-                logits = self.encoder.mlm_head.logits(masked, candidates)
-            else:
-                logits = self.encoder.mlm_logits(masked)
+            logits, targets = scored_targets(self.encoder, masked, copy.targets, self.awp_candidates)
             terms.append(L.aligned_word_prediction(logits, targets, copy.pair_index, copy.pairs,
                                                    normalizer / batch.awp_scale))
         return sum(terms) if terms else torch.zeros((), device=self.encoder.device)

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from .data import Encoded, pad_side
-from .mlm_head import candidate_tokens
+from .mlm_head import scored_targets
 from .model import SentenceEncoder
 from .progress import progress_bar
 
@@ -117,17 +117,12 @@ def warm_up_head(encoder: SentenceEncoder, sentences: list[Encoded], *, steps: i
     parameters = _trainable(encoder)
     optimizer = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=0.0)
     losses = []
-    vocab = encoder.mlm_head.decoder().out_features
     with progress_bar(total=steps, desc="warming up the MLM head", unit="step", disable=not progress, leave=False) as bar:
         for _ in range(steps):
             chosen = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
             batch = masked_batch([train[i] for i in chosen], mask_id, pad_id, rng, special)
-            states, targets = _masked_states(encoder, batch), batch[3].to(encoder.device)
-            if candidates:
-                rows, targets = candidate_tokens(targets, vocab, candidates, generator)
-                logits = encoder.mlm_head.logits(states, rows)
-            else:
-                logits = encoder.mlm_head(states)
+            logits, targets = scored_targets(encoder, _masked_states(encoder, batch), batch[3].to(encoder.device),
+                                             candidates, generator)
             loss = F.cross_entropy(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -80,6 +80,16 @@ def _stop_with_input(module: nn.Module, args: tuple) -> None:
     raise _DecoderInput(args[0])
 
 
+def scored_targets(encoder, states: torch.Tensor, targets: torch.Tensor, candidates: int = 0,
+                   generator: torch.Generator | None = None):
+    """(logits, targets) of ``encoder``'s MLM head at ``states``: over the whole vocabulary, or with
+    ``candidates`` over the targets plus random tokens only, the targets renumbered among them."""
+    if not candidates:
+        return encoder.mlm_logits(states), targets
+    rows, targets = candidate_tokens(targets, encoder.mlm_head.decoder().out_features, candidates, generator)
+    return encoder.mlm_head.logits(states, rows), targets
+
+
 def candidate_tokens(targets: torch.Tensor, vocab_size: int, count: int, generator: torch.Generator | None = None):
     """(candidates, remapped targets): the distinct ``targets`` plus random tokens, ``count`` in all
     (at least the targets), and each target's index among them."""

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .data import Side
 from .errors import ModelError
 from .losses import full_precision
-from .mlm_head import candidate_tokens
+from .mlm_head import scored_targets
 
 DECODER_LAYERS = 2
 
@@ -92,11 +92,7 @@ def rtl_logits(decoder: RtlDecoder, encoder, source_states: Tensor, source: Side
     each target's index among them."""
     with context:
         states = full_precision(decoder.translate(encoder, source_states, source, target))
-    targets = target.ids[predicted_positions(target)]
-    if not candidates:
-        return encoder.mlm_logits(states), targets
-    rows, targets = candidate_tokens(targets, encoder.mlm_head.decoder().out_features, candidates)
-    return encoder.mlm_head.logits(states, rows), targets
+    return scored_targets(encoder, states, target.ids[predicted_positions(target)], candidates)
 
 
 def _attention_mask(config, mask: Tensor, hidden: Tensor):

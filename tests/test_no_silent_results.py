@@ -175,12 +175,12 @@ def test_nothing_left_after_skipping_is_an_error(cli, tiny_model, here):
 
 
 RECIPE_CASES = {
-    "temperature=inf": "recipe: temperature must be a finite number, not inf; fix the recipe or the --set option",
-    "lr=nan": "recipe: lr must be a finite number, not nan; fix the recipe or the --set option",
-    "losses.tr=-inf": "recipe: losses.tr must be a finite number, not -inf; fix the recipe or the --set option",
-    "seed=-1": "recipe: seed must be between 0 and 2**32 - 1, not -1; fix the recipe or the --set option",
-    "weight_decay=-0.1": "recipe: weight_decay must not be negative, not -0.1; fix the recipe or the --set option",
-    "wtr_negatives=all": "recipe: wtr_negatives must be sentence or batch, not 'all'; fix the recipe or the --set option",
+    "temperature=inf": "--set: temperature must be a finite number, not inf; fix the recipe or the --set option",
+    "lr=nan": "--set: lr must be a finite number, not nan; fix the recipe or the --set option",
+    "losses.tr=-inf": "--set: losses.tr must be a finite number, not -inf; fix the recipe or the --set option",
+    "seed=-1": "--set: seed must be between 0 and 2**32 - 1, not -1; fix the recipe or the --set option",
+    "weight_decay=-0.1": "--set: weight_decay must not be negative, not -0.1; fix the recipe or the --set option",
+    "wtr_negatives=all": "--set: wtr_negatives must be sentence or batch, not 'all'; fix the recipe or the --set option",
     "steps=many": "--set: recipe field 'steps' must be int, not 'many'; fix the recipe or the --set option",
 }
 
@@ -198,11 +198,14 @@ def test_recipe_files_that_cannot_be_read(cli, here):
     Path("latin1.toml").write_bytes(b'description = "caf\xe9"\n')
     Path("folder.toml").mkdir()
     Path("typed.toml").write_text('lr = "fast"\n')
+    Path("ranged.toml").write_text('steps = 5\n\n[losses]\nwtr = -0.1\n')
     for name, message in [("latin1.toml", "latin1.toml: not valid UTF-8 (byte offset 18); "
                                           "save the recipe as UTF-8 text"),
                           ("folder.toml", "folder.toml: is a folder, not a file; pass a text file"),
-                          ("typed.toml", "typed.toml: recipe field 'lr' must be float, not 'fast'; "
-                                         "fix the recipe or the --set option")]:
+                          ("typed.toml", "typed.toml:1: recipe field 'lr' must be float, not 'fast'; "
+                                         "fix the recipe or the --set option"),
+                          ("ranged.toml", "ranged.toml:4: losses.wtr must not be negative, not -0.1; "
+                                          "fix the recipe or the --set option")]:
         refused(cli("train", "s.en-kk.tsv", "-r", name, "-m", "./no-model", "-o", "run"), message)
 
 

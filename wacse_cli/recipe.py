@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, where
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,19 +116,20 @@ def _coerce(key: str, value: Any, default: Any, source: str = "") -> Any:
     return value
 
 
-def _apply(target: Any, values: dict[str, Any], source: str, prefix: str = "") -> None:
+def _apply(target: Any, values: dict[str, Any], where_set: Callable[[str], str], prefix: str = "") -> None:
+    """Set ``values`` on ``target``; ``where_set(dotted key)`` names where a value came from."""
     fields = _field_types(type(target))
     for key, value in values.items():
         full = prefix + key
         if key not in fields:
-            raise UsageError(f"unknown recipe field '{full}' in {source}", hint=f"valid fields: {', '.join(valid_keys())}")
+            raise UsageError(f"unknown recipe field '{full}' in {where_set(full)}", hint=f"valid fields: {', '.join(valid_keys())}")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise UsageError(f"recipe field '{full}' is a table; set its fields like {full}.{next(iter(_field_types(type(current))))}=...")
-            _apply(current, value, source, full + ".")
+            _apply(current, value, where_set, full + ".")
         else:
-            setattr(target, key, _coerce(full, value, current, source))
+            setattr(target, key, _coerce(full, value, current, where_set(full)))
 
 
 def recipe_path(name: str) -> Path:
@@ -164,18 +166,40 @@ def recipe_descriptions() -> dict[str, str]:
 
 
 def load_recipe(name: str | None, overrides: list[str] | None = None) -> Recipe:
-    recipe = Recipe()
+    recipe, sources = Recipe(), {}
     if name:
         path = recipe_path(name)
+        text = _recipe_text(path)
         try:
-            values = tomllib.loads(_recipe_text(path))
+            values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"not valid TOML ({exc})", where=str(path), hint="fix the recipe file") from None
         values.setdefault("name", path.stem)
-        _apply(recipe, values, str(path))
+        lines = _key_lines(text)
+
+        def in_file(key: str) -> str:
+            return where(path, lines.get(key))
+
+        _apply(recipe, values, in_file)
+        sources.update((key, in_file(key)) for key, _ in _fields(values))
     for item in overrides or []:
-        _apply(recipe, parse_override(item), "--set")
+        values = parse_override(item)
+        _apply(recipe, values, lambda key: "--set")
+        sources.update((key, "--set") for key, _ in _fields(values))
+    recipe._sources = sources  # where each field was set, for validate_recipe's messages; not a field
     return recipe
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of each ``key = value`` of a recipe file, by dotted key (``[losses]`` then ``tr``: losses.tr)."""
+    lines, table = {}, ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            table = stripped.strip("[] ") + "."
+        elif match := re.match(r"([A-Za-z_][\w.-]*)\s*=", stripped):
+            lines[table + match.group(1)] = number
+    return lines
 
 
 def _recipe_text(path: Path) -> str:
@@ -235,7 +259,7 @@ def validate_recipe(recipe: Recipe) -> None:
     """Catch impossible settings before any data or model is loaded; every number must be finite."""
     for key, value in _fields(recipe.to_dict()):
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"recipe: {key} must be a finite number, not {value}",
+            raise UsageError(f"{key} must be a finite number, not {value}", where=_set_at(recipe, key),
                              hint="fix the recipe or the --set option")
     checks = [
         (recipe.steps >= 1, f"steps must be at least 1, not {recipe.steps}"),
@@ -267,11 +291,17 @@ def validate_recipe(recipe: Recipe) -> None:
                                        f"not {recipe.mlm_warmup_steps}"),
     ]
     weights = recipe.losses
-    checks.append((min(weights.tr, weights.awp, weights.wtr, weights.rtl) >= 0, "loss weights must not be negative"))
+    checks += [(getattr(weights, name) >= 0, f"losses.{name} must not be negative, not {getattr(weights, name)}")
+               for name in ("tr", "awp", "wtr", "rtl")]
     checks.append((weights.tr + weights.awp + weights.wtr + weights.rtl > 0, "at least one loss weight must be positive"))
     for ok, message in checks:
         if not ok:
-            raise UsageError(f"recipe: {message}", hint="fix the recipe or the --set option")
+            raise UsageError(message, where=_set_at(recipe, message.split()[0]), hint="fix the recipe or the --set option")
+
+
+def _set_at(recipe: Recipe, key: str) -> str:
+    """``file:line`` or ``--set`` for a field load_recipe set; ``recipe`` for a default or a field set in code."""
+    return getattr(recipe, "_sources", {}).get(key, "recipe")
 
 
 def _fields(values: dict, prefix: str = ""):

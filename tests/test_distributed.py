@@ -73,6 +73,7 @@ def _gradient_worker(rank: int, model: str, store: str, kind: str, chunk_size: i
     try:
         result = step_gradients(float64_encoder(model), Ranks(rank, WORLD), kind, chunk_size)
         torch.save(result, f"{out}.{rank}")
+        dist.barrier()  # gloo can abort a process whose peer is still connected
     finally:
         dist.destroy_process_group()
 
@@ -103,6 +104,7 @@ def _training_worker(rank: int, model: str, data: str, out: str, port: int, step
                                   "dev_size=8"])
     try:
         Trainer(recipe, out, files=[data], resume=resume, progress=False, stop_after=steps).run()
+        dist.barrier()  # as wacse train's finish() does after a completed run
     finally:
         dist.destroy_process_group()
 

@@ -149,9 +149,14 @@ def from_environment(device: str) -> Ranks:
     return Ranks(torch.distributed.get_rank(), torch.distributed.get_world_size(), local_rank)
 
 
-def finish() -> None:
-    """End the process group this module started (torchrun warns about one left open)."""
+def finish(completed: bool = False) -> None:
+    """End the process group this module started (torchrun warns about one left open). After a
+    ``completed`` run the ranks first wait for each other: gloo can abort a process whose peer is
+    still connected (rank 0 writes the model while the others are done); after a failure they don't,
+    as the failed rank will never arrive."""
     global _OWN_GROUP
     if _OWN_GROUP and torch.distributed.is_initialized():
+        if completed:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     _OWN_GROUP = False

@@ -79,8 +79,10 @@ def train(
                       on_note=note)
     try:
         result = trainer.run()
-    finally:
+    except BaseException:
         finish()  # under torchrun: leave the process group
+        raise
+    finish(completed=True)
     if not trainer.ranks.is_main:
         return  # rank 0 reports
     summary = {"output": str(result.output), "steps": result.steps, "best_step": result.best_step,
